@@ -1,0 +1,52 @@
+# The two commands: `make demo` and `make test`. Everything they need is installed here.
+PYTHON ?= python3
+VENV := .venv
+LS_VENV := .venv-ls
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install test lint check bench demo clean system-packages
+
+install: system-packages $(VENV)/.installed $(LS_VENV)/.installed
+
+# Debian packages the tests start for real: redis-server (and chromium for the browser test).
+system-packages:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "installing redis-server"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+# torch first, pinned: a bare torch requirement would pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev,train]'
+	touch $@
+
+# Label Studio in its own environment: its pins conflict with ours.
+$(LS_VENV)/.installed:
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install -q --upgrade pip
+	$(LS_VENV)/bin/pip install -q label-studio==1.23.2
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy sync backend
+
+check: lint test
+
+bench: install
+	$(BIN)/python bench/sync.py
+
+demo: install
+	$(BIN)/tracetune demo
+
+clean:
+	rm -rf $(VENV) $(LS_VENV) .tracetune

@@ -1,0 +1,1 @@
+"""Label Studio XML templates, one per review kind (package data, rendered by the sync)."""

@@ -1,0 +1,1 @@
+"""LangSmith runs in, Label Studio tasks out, reviewed tasks out as fine-tune data."""

@@ -1,0 +1,178 @@
+"""Start Label Studio and Redis on loopback for tests, the demo and `tracetune up`.
+
+Label Studio lives in its own virtual environment (its pins conflict with ours), so it is
+started as a subprocess of that environment's `label-studio` script, never imported.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tracetune.sync.errors import ConfigurationError, ServiceUnavailableError
+
+DEFAULT_LABEL_STUDIO_BIN = Path(".venv-ls/bin/label-studio")
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check_url: str, timeout_s: float, process: subprocess.Popen[bytes] | None) -> None:
+    """Poll a URL until it answers 200; fail early if the process that should serve it died."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise ServiceUnavailableError(
+                f"server for {check_url} exited with {process.returncode}"
+            )
+        try:
+            if httpx.get(check_url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise ServiceUnavailableError(f"{check_url} did not come up within {timeout_s:.0f} s")
+
+
+@dataclass
+class LabelStudioServer:
+    url: str
+    username: str
+    password: str
+    token: str
+    process: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def label_studio_bin() -> Path:
+    """The `label-studio` script of its own environment (`TRACETUNE_LABEL_STUDIO_BIN`)."""
+    path = Path(os.environ.get("TRACETUNE_LABEL_STUDIO_BIN", DEFAULT_LABEL_STUDIO_BIN))
+    if not path.exists():
+        raise ConfigurationError(
+            f"Label Studio is not installed at {path}: run `make install` "
+            "or set TRACETUNE_LABEL_STUDIO_BIN"
+        )
+    return path.resolve()
+
+
+def start_label_studio(
+    data_dir: Path,
+    port: int,
+    username: str,
+    password: str,
+    token: str,
+    log_path: Path,
+    timeout_s: float = 240,
+) -> LabelStudioServer:
+    """Start Label Studio with SQLite under `data_dir` and an API token usable by the SDK."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
+        "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+        "DJANGO_DB": "sqlite",
+    }
+    command = [
+        str(label_studio_bin()), "start", "--no-browser", "--host", "127.0.0.1",
+        "--port", str(port), "--username", username, "--password", password,
+        "--user-token", token,
+    ]  # fmt: skip
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    server = LabelStudioServer(url, username, password, token, process)
+    try:
+        wait_until(f"{url}/health", timeout_s, process)
+        enable_legacy_tokens(url, username, password)
+    except Exception:
+        server.stop()
+        raise
+    return server
+
+
+def enable_legacy_tokens(url: str, username: str, password: str) -> None:
+    """Let the organization accept the fixed `--user-token` (1.23 disables it by default).
+
+    Done over HTTP as the admin would in the UI's settings page: a session login, then the
+    organization's JWT settings endpoint.
+    """
+    with httpx.Client(base_url=url, timeout=30) as client:
+        client.get("/user/login/")
+        client.post(
+            "/user/login/",
+            data={
+                "email": username,
+                "password": password,
+                "csrfmiddlewaretoken": client.cookies.get("csrftoken", ""),
+            },
+            headers={"Referer": f"{url}/user/login/"},
+        )
+        response = client.post(
+            "/api/jwt/settings",
+            json={"api_tokens_enabled": True, "legacy_api_tokens_enabled": True},
+            headers={"X-CSRFToken": client.cookies.get("csrftoken") or "", "Referer": url},
+        )
+    if response.status_code != 200:
+        raise ServiceUnavailableError(
+            f"could not enable API tokens in Label Studio: HTTP {response.status_code}"
+        )
+
+
+@dataclass
+class RedisServer:
+    url: str
+    process: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+
+
+def start_redis(port: int, data_dir: Path, appendonly: bool = True) -> RedisServer:
+    """Start `redis-server` on loopback with its data under `data_dir`."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise ConfigurationError("redis-server is not installed: run `make install`")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
+        "--save", "", "--appendonly", "yes" if appendonly else "no", "--daemonize", "no",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command,
+        stdout=(data_dir / "redis.log").open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return RedisServer(f"redis://127.0.0.1:{port}/0", process)
+        except OSError:
+            if process.poll() is not None:
+                break
+            time.sleep(0.1)
+    process.kill()
+    raise ServiceUnavailableError(f"redis-server did not start on port {port}")

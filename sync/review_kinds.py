@@ -1,0 +1,82 @@
+"""Review kinds and the names they share: the one place the sync, backend and export agree on.
+
+A review kind picks a label config template and a task-data layout. The control names below
+are the `from_name`s of annotation and prediction results, so the backend writes and the export
+reads exactly what the generated config declares.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ReviewKind(StrEnum):
+    CHAT = "chat_review"
+    PREFERENCE = "preference_pair"
+    RAG = "rag_answer"
+
+
+class Control(StrEnum):
+    """`name` of each control tag in the generated configs (`from_name` in results)."""
+
+    VERDICT = "verdict"
+    CORRECTED_ANSWER = "corrected_answer"
+    FLAGS = "flags"
+    QUALITY = "quality"
+    PREFERENCE = "preference"
+    GROUNDED = "grounded"
+    PII_DIALOGUE = "pii_dialogue"
+    PII_ANSWER = "pii_answer"
+
+
+class Obj(StrEnum):
+    """`name` of each object tag (`to_name` in results)."""
+
+    DIALOGUE = "dialogue"
+    ANSWER = "answer"
+    ANSWER_A = "answer_a"
+    ANSWER_B = "answer_b"
+    QUESTION = "question"
+    CONTEXT = "context"
+
+
+class Verdict(StrEnum):
+    ACCEPT = "accept"
+    EDIT = "edit"
+    REJECT = "reject"
+
+
+#: Flags a reviewer can set and the backend pre-selects; each maps to a signal or a concept.
+DEFAULT_FLAGS: tuple[str, ...] = (
+    "pii",
+    "secret",
+    "near_duplicate",
+    "non_english",
+    "refusal",
+    "self_reference",
+    "code",
+    "toxicity",
+    "profanity",
+    "negative_sentiment",
+    "positive_sentiment",
+    "question",
+)
+
+#: Entity types of PII spans; the backend labels regions with these values.
+PII_LABELS: tuple[str, ...] = (
+    "EMAIL",
+    "PHONE",
+    "CREDIT_CARD",
+    "IP_ADDRESS",
+    "IBAN",
+    "NATIONAL_ID",
+    "PERSON",
+    "SECRET",
+)
+
+#: Task-data keys whose text the backend analyses, per review kind, most important first.
+TEXT_FIELDS: dict[ReviewKind, tuple[str, ...]] = {
+    ReviewKind.CHAT: ("prompt", "answer"),
+    ReviewKind.RAG: ("prompt", "answer", "context"),
+    ReviewKind.PREFERENCE: ("prompt", "answer_a", "answer_b"),
+}

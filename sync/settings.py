@@ -1,0 +1,41 @@
+"""The one settings object: environment variables and CLI flags resolve here.
+
+Secrets are `SecretStr` so that they never show up in logs, reprs or task data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration shared by the sync, the ML backend and the worker."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    langsmith_api_key: SecretStr | None = None
+    langsmith_endpoint: str = "https://api.smith.langchain.com"
+
+    label_studio_url: str = "http://127.0.0.1:8080"
+    label_studio_api_key: SecretStr | None = None
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+
+    tracetune_embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    tracetune_state_dir: Path = Path(".tracetune")
+    tracetune_backend_url: str = "http://127.0.0.1:9090"
+
+    http_timeout_s: float = Field(default=60.0, gt=0)
+    http_retries: int = Field(default=3, ge=0)
+    import_batch_size: int = Field(default=2000, ge=1)
+
+    def secret(self, name: str) -> str | None:
+        """The plain value of a secret setting, for the one place that must send it."""
+        value = getattr(self, name)
+        return value.get_secret_value() if value is not None else None
