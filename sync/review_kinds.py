@@ -80,3 +80,9 @@ TEXT_FIELDS: dict[ReviewKind, tuple[str, ...]] = {
     ReviewKind.RAG: ("prompt", "answer", "context"),
     ReviewKind.PREFERENCE: ("prompt", "answer_a", "answer_b"),
 }
+
+#: Key on the ML backend's `flags` prediction result (always present, `choices` may be empty)
+#: that carries its machine-readable output for the export's filters. Label Studio stores it
+#: as-is. Shape: {"scores": {flag_or_concept: float in [0, 1]}, "cluster_id": str | None,
+#: "nearest_task_id": int | None, "pii_types": [str], "language": str | None}.
+PREDICTION_DETAILS_KEY = "tracetune"
