@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from tracetune.sync.errors import InvalidInputError, ServiceUnavailableError
 from tracetune.sync.label_config import render_label_config
@@ -30,7 +29,6 @@ from tracetune.sync.sources import (
 from tracetune.sync.sync_state import SyncStore, redis_client
 from tracetune.sync.syncer import SyncPlan, SyncReport, plan_sync, run_sync
 
-_out = Console()
 _err = Console(stderr=True)
 
 SYNC_HELP = """Import LangSmith runs into a Label Studio project as review tasks.
@@ -105,11 +103,11 @@ def _print_plan_json(plan: SyncPlan) -> None:
         sys.stdout.write(json.dumps({"run_id": skip.run_id, "skip": skip.reason}) + "\n")
 
 
-def _summary_table(title: str, rows: list[tuple[str, Any]]) -> Table:
-    table = Table(title=title, show_header=False, title_justify="left")
-    for name, value in rows:
-        table.add_row(name, str(value))
-    return table
+def _print_summary(title: str, rows: list[tuple[str, Any]]) -> None:
+    """Plain aligned lines: readable in a terminal, intact when piped (no truncated URLs)."""
+    width = max(len(name) for name, _ in rows)
+    lines = [title] + [f"  {name.ljust(width)}  {value}" for name, value in rows]
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
 def _print_plan(plan: SyncPlan) -> None:
@@ -119,7 +117,7 @@ def _print_plan(plan: SyncPlan) -> None:
         ("would import (before checking the project)", len(plan.tasks)),
     ]
     rows += [(f"skipped: {reason}", n) for reason, n in _reasons(plan.skips)]
-    _out.print(_summary_table("Dry run: nothing was written", rows))
+    _print_summary("Dry run: nothing was written", rows)
 
 
 def _reasons(skips: list[Any]) -> list[tuple[str, int]]:
@@ -138,7 +136,7 @@ def _print_report(report: SyncReport) -> None:
     ]
     rows += [(f"skipped: {reason}", n) for reason, n in report.skipped.most_common()]
     rows.append(("project", report.project_url))
-    _out.print(_summary_table("Sync finished", rows))
+    _print_summary("Sync finished", rows)
 
 
 def sync(

@@ -7,6 +7,7 @@ recogniser returns None when the run is not its shape; the first that matches wi
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,9 @@ _LC_ROLES = {
 }  # fmt: skip
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
 @dataclass(frozen=True)
 class Skip:
     """A run that cannot become a conversation, and the reason the summary counts."""
@@ -47,7 +51,7 @@ def clean_text(value: Any) -> str:
         return ""
     if not isinstance(value, str):
         value = _content_text(value)
-    return value.encode("utf-8", "replace").decode("utf-8")
+    return _SURROGATES.sub("\ufffd", value)
 
 
 def _content_text(content: Any) -> str:
