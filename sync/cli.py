@@ -12,7 +12,7 @@ import click
 import typer
 from rich.console import Console
 
-from tracetune.sync import cli_sync
+from tracetune.sync import cli_stack, cli_sync
 from tracetune.sync.errors import TracetuneError
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app = typer.Typer(
     add_completion=False,
 )
 cli_sync.register(app)
+cli_stack.register(app)
 
 _stderr = Console(stderr=True)
 

@@ -63,14 +63,30 @@ class LabelStudioServer:
 
 
 def label_studio_bin() -> Path:
-    """The `label-studio` script of its own environment (`TRACETUNE_LABEL_STUDIO_BIN`)."""
-    path = Path(os.environ.get("TRACETUNE_LABEL_STUDIO_BIN", DEFAULT_LABEL_STUDIO_BIN))
-    if not path.exists():
-        raise ConfigurationError(
-            f"Label Studio is not installed at {path}: run `make install` "
-            "or set TRACETUNE_LABEL_STUDIO_BIN"
-        )
-    return path.resolve()
+    """The `label-studio` script of its own environment.
+
+    `TRACETUNE_LABEL_STUDIO_BIN` wins; then `.venv-ls` in the working directory or in the
+    checkout this package runs from (what `make install` creates); then `label-studio` on PATH.
+    """
+    configured = os.environ.get("TRACETUNE_LABEL_STUDIO_BIN")
+    candidates = (
+        [Path(configured)]
+        if configured
+        else [
+            DEFAULT_LABEL_STUDIO_BIN,
+            Path(__file__).resolve().parents[1] / DEFAULT_LABEL_STUDIO_BIN,
+        ]
+    )
+    on_path = shutil.which("label-studio")
+    if on_path and not configured:
+        candidates.append(Path(on_path))
+    for path in candidates:
+        if path.exists():
+            return path.resolve()
+    raise ConfigurationError(
+        f"Label Studio is not installed at {candidates[0]}: run `make install` "
+        "or set TRACETUNE_LABEL_STUDIO_BIN"
+    )
 
 
 def start_label_studio(

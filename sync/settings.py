@@ -14,7 +14,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Configuration shared by the sync, the ML backend and the worker."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # `.tracetune/stack.env` is written by `tracetune up`; a user's `.env` and real
+    # environment variables take precedence over it.
+    model_config = SettingsConfigDict(
+        env_file=(".tracetune/stack.env", ".env"), env_file_encoding="utf-8", extra="ignore"
+    )
 
     langsmith_api_key: SecretStr | None = None
     langsmith_endpoint: str = "https://api.smith.langchain.com"
