@@ -61,4 +61,3 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
 def project_title(request: pytest.FixtureRequest) -> str:
     """A Label Studio project title unique to the test."""
     return f"tt {request.node.name[:40]} {secrets.token_hex(3)}"
-
