@@ -39,6 +39,22 @@ class Settings(BaseSettings):
     http_retries: int = Field(default=3, ge=0)
     import_batch_size: int = Field(default=2000, ge=1)
 
+    # worker: export, fine-tuning jobs (sync/cli_jobs.py, docs/worker.md)
+    tracetune_queue: str = "tracetune"
+    tracetune_export_dir: Path | None = None
+    tracetune_job_retries: int = Field(default=3, ge=0)
+    tracetune_job_timeout_s: int = Field(default=3600, ge=10)
+    tracetune_page_size: int = Field(default=1000, ge=1, le=10000)
+    tracetune_token_encoding: str | None = None
+    tracetune_auto_export_min_tasks: int = Field(default=0, ge=0)
+    tracetune_auto_export_debounce_s: int = Field(default=60, ge=0)
+    tracetune_finetune_model: str = "gpt-4o-mini-2024-07-18"
+
+    @property
+    def export_dir(self) -> Path:
+        """Where exports land: `TRACETUNE_EXPORT_DIR`, else `<state dir>/exports`."""
+        return self.tracetune_export_dir or self.tracetune_state_dir / "exports"
+
     def secret(self, name: str) -> str | None:
         """The plain value of a secret setting, for the one place that must send it."""
         value = getattr(self, name)
