@@ -1,0 +1,290 @@
+"""Formats, validation, token counting, atomic writes, split and manifest (no server needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from export_helpers import (
+    annotation,
+    chat_data,
+    details_result,
+    pair_data,
+    preference,
+    task,
+    verdict,
+)
+
+from tracetune.sync.conversation import Message, ToolCall
+from tracetune.sync.export_writer import ExportFolder, atomic_write, split_of
+from tracetune.sync.exporter import ExportRequest, export_tasks
+from tracetune.sync.finetune_validation import token_limit_for, validate_records
+from tracetune.sync.to_openai import preference_line, sft_line
+from tracetune.sync.to_trl import preference_row, sft_row
+from tracetune.sync.token_count import ESTIMATE_RULE, TokenCounter, token_counter
+from tracetune.sync.training_examples import Lineage, PreferenceExample, SftExample
+
+LINEAGE = Lineage(task_id=1, annotation_id=2, run_ids=("r",), decision="accepted", rule="single")
+
+
+def _tool_example() -> SftExample:
+    call = ToolCall(id="call_1", name="search_docs", arguments='{"q": "sso"}')
+    messages = (
+        Message(role="user", content="How do I set up SSO?"),
+        Message(role="assistant", content="", tool_calls=[call]),
+        Message(
+            role="tool", content="SSO lives under Admin.", tool_call_id="call_1", name="search_docs"
+        ),
+        Message(role="assistant", content="Open Admin, then SSO."),
+    )
+    return SftExample(messages, LINEAGE, "g")
+
+
+def test_openai_lines_keep_tool_calls_and_learn_only_the_final_answer() -> None:
+    line = sft_line(_tool_example())
+
+    assert line == {
+        "messages": [
+            {"role": "user", "content": "How do I set up SSO?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "search_docs", "arguments": '{"q": "sso"}'},
+                    }
+                ],
+                "weight": 0,
+            },
+            {"role": "tool", "content": "SSO lives under Admin.", "tool_call_id": "call_1"},
+            {"role": "assistant", "content": "Open Admin, then SSO."},
+        ]
+    }
+
+
+def test_preference_lines_in_openai_and_trl_shapes() -> None:
+    example = PreferenceExample(
+        (Message(role="user", content="Q?"),),
+        Message(role="assistant", content="Good."),
+        Message(role="assistant", content="Bad."),
+        LINEAGE,
+        "g",
+    )
+    assert preference_line(example) == {
+        "input": {"messages": [{"role": "user", "content": "Q?"}]},
+        "preferred_output": [{"role": "assistant", "content": "Good."}],
+        "non_preferred_output": [{"role": "assistant", "content": "Bad."}],
+    }
+    assert preference_row(example) == {
+        "prompt": [{"role": "user", "content": "Q?"}],
+        "chosen": [{"role": "assistant", "content": "Good."}],
+        "rejected": [{"role": "assistant", "content": "Bad."}],
+    }
+    row = sft_row(_tool_example())
+    assert row["messages"][1]["tool_calls"][0]["function"]["name"] == "search_docs"
+    assert row["messages"][3] == {"role": "assistant", "content": "Open Admin, then SSO."}
+
+
+def test_tiktoken_counts_offline_from_the_bundled_encoding() -> None:
+    counter = token_counter("o200k_base")
+    assert counter.exact and counter.method == "tiktoken o200k_base"
+    assert counter.count("hello world, how are you?") == 7
+    # 3 per message + 3 for the reply + the content tokens ("hi" 1, "hello" 1).
+    assert (
+        counter.count_messages(
+            [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+        )
+        == 11
+    )
+    estimate = TokenCounter("o200k_base", False, None)
+    assert estimate.method == ESTIMATE_RULE and estimate.count("x" * 10) == 3
+
+
+def _lines(*records: object) -> list[str]:
+    return [json.dumps(r) for r in records]
+
+
+def test_validation_reports_each_broken_rule_with_its_line() -> None:
+    good = {"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]}
+    broken = [
+        {"messages": []},
+        {"messages": [{"role": "robot", "content": "x"}, {"role": "assistant", "content": "A"}]},
+        {"messages": [{"role": "user", "content": "  "}, {"role": "assistant", "content": "A"}]},
+        {"messages": [{"role": "user", "content": "Q"}]},
+        {
+            "messages": [
+                {"role": "user", "content": "Q"},
+                {"role": "assistant", "content": "A", "weight": 2},
+            ]
+        },
+        {
+            "messages": [
+                {"role": "user", "content": "Q", "mood": "x"},
+                {"role": "assistant", "content": "A"},
+            ]
+        },
+        {
+            "messages": [
+                {"role": "user", "content": "Q"},
+                {"role": "assistant", "content": "A", "weight": 0},
+            ]
+        },
+        {
+            "messages": [
+                {"role": "user", "content": "word " * 40},
+                {"role": "assistant", "content": "A"},
+            ]
+        },
+    ]
+    report = validate_records(
+        "f.jsonl", [*_lines(*broken), "not json"], "sft", token_counter(), max_tokens=30
+    )
+
+    assert [(i.line, i.code) for i in report.errors] == [
+        (1, "missing_messages_list"),
+        (2, "unrecognized_role"),
+        (3, "missing_content"),
+        (4, "example_missing_assistant_message"),
+        (5, "invalid_weight"),
+        (6, "message_unrecognized_key"),
+        (7, "example_missing_assistant_message"),
+        (8, "too_many_tokens"),
+        (9, "invalid_json"),
+        (0, "too_few_examples"),
+    ]
+    assert "line 2: unrecognized_role" in report.summary()
+    assert validate_records("ok.jsonl", _lines(*[good] * 10), "sft", token_counter()).ok
+
+
+def test_preference_validation() -> None:
+    def pref(chosen: str, rejected: str) -> dict:
+        return {
+            "input": {"messages": [{"role": "user", "content": "Q"}]},
+            "preferred_output": [{"role": "assistant", "content": chosen}],
+            "non_preferred_output": [{"role": "assistant", "content": rejected}],
+        }
+
+    report = validate_records(
+        "p.jsonl",
+        _lines(pref("A", "B"), pref("A", "A"), {"input": {}}),
+        "preference",
+        token_counter(),
+        min_examples=1,
+    )
+    assert [(i.line, i.code) for i in report.errors] == [
+        (2, "identical_outputs"),
+        (3, "missing_messages_list"),
+        (3, "invalid_output"),
+        (3, "invalid_output"),
+    ]
+    assert token_limit_for("gpt-4o-mini-2024-07-18") == 65_536
+    assert token_limit_for("gpt-3.5-turbo-0125") == 16_385
+
+
+def test_split_is_deterministic_and_honours_the_fraction() -> None:
+    groups = [f"cluster:{i}" for i in range(2000)]
+    first = [split_of(g, 0.2, "seed") for g in groups]
+    assert first == [split_of(g, 0.2, "seed") for g in groups]
+    assert 300 < first.count("validation") < 500
+    assert {split_of(g, 0.0, "seed") for g in groups} == {"train"}
+
+
+def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path: Path) -> None:
+    target = tmp_path / "data.jsonl"
+    target.write_text("old\n")
+
+    def explode(handle: object) -> None:
+        handle.write(b"half a li")  # type: ignore[attr-defined]
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, explode)
+    assert target.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.jsonl"]
+
+
+def test_a_leftover_staging_folder_is_discarded_and_the_export_replaced(tmp_path: Path) -> None:
+    folder = ExportFolder(tmp_path, "e1")
+    (folder.open() / "half.jsonl").write_text("{")
+    staging = folder.open()
+    assert list(staging.iterdir()) == []
+    (staging / "done.jsonl").write_text("{}\n")
+    folder.commit()
+    (folder.open() / "again.jsonl").write_text("{}\n")
+    final = folder.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e1"]
+    assert [p.name for p in final.iterdir()] == ["again.jsonl"]
+
+
+def _review_tasks() -> list[dict]:
+    tasks = []
+    for i in range(1, 25):
+        data = chat_data(f"run-{i}", f"Question number {i}?", f"Answer {i}.")
+        result = (
+            verdict("edit", corrected=f"Better answer {i}.") if i % 4 == 0 else verdict("accept")
+        )
+        tasks.append(
+            task(
+                i,
+                data,
+                [annotation(100 + i, result)],
+                [{"id": i, "result": details_result(cluster_id=f"c{i % 7}")}],
+            )
+        )
+    tasks.append(
+        task(30, chat_data("run-30", "Rejected?", "Bad."), [annotation(130, verdict("reject"))])
+    )
+    tasks.append(
+        task(
+            31, pair_data("a", "b", "Pick?", "One.", "Two."), [annotation(131, preference("left"))]
+        )
+    )
+    tasks.append(
+        task(32, chat_data("run-32", "Skipped?", "Maybe."), [annotation(132, [], cancelled=True)])
+    )
+    return tasks
+
+
+def test_export_writes_every_format_a_split_and_a_manifest(tmp_path: Path) -> None:
+    request = ExportRequest(project="p", validation_fraction=0.3, model="gpt-4o-mini-2024-07-18")
+    result = export_tasks(_review_tasks(), request, tmp_path, "e1", {"id": 7, "title": "p"})
+    manifest = json.loads((result.path / "manifest.json").read_text())
+
+    names = sorted(p.name for p in result.path.iterdir())
+    assert names == sorted(["manifest.json", *manifest["files"]])
+    assert {"openai_sft.train.jsonl", "trl_sft.train.parquet", "trl_preference.train.jsonl"} <= set(
+        names
+    )
+    assert manifest["counts"]["by_decision"] == {
+        "accepted": 18,
+        "cancelled": 1,
+        "edited": 6,
+        "preference": 1,
+        "rejected": 1,
+    }
+    assert manifest["counts"]["excluded_by_reason"] == {"cancelled": 1, "rejected": 1}
+    sft_total = manifest["examples"]["sft.train"] + manifest["examples"]["sft.validation"]
+    assert sft_total == 24 and manifest["examples"]["sft.validation"] > 0
+    assert manifest["tokens"]["method"] == "tiktoken o200k_base"
+    # No near-duplicate cluster spans both splits.
+    splits: dict[str, set[str]] = {}
+    for row in manifest["lineage"]:
+        splits.setdefault(row["group"], set()).add(row["set"].split(".")[1])
+    assert all(len(s) == 1 for s in splits.values())
+    # Lineage lines match file lines, and hashes match the bytes on disk.
+    train = (result.path / "openai_sft.train.jsonl").read_text().splitlines()
+    first = next(r for r in manifest["lineage"] if r["set"] == "sft.train" and r["line"] == 1)
+    assert f"Question number {first['task_id']}?" in train[0]
+    assert first["run_ids"] == [f"run-{first['task_id']}"]
+    table = pq.read_table(result.path / "trl_sft.train.parquet").to_pylist()
+    assert [json.loads(line)["messages"][-1]["content"] for line in train] == [
+        r["messages"][-1]["content"] for r in table
+    ]
+    again = export_tasks(
+        _review_tasks(), request, tmp_path / "again", "e1", {"id": 7, "title": "p"}
+    )
+    assert again.manifest["files"] == manifest["files"]
