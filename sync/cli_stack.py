@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from tracetune.sync import stack
+from tracetune.sync.demo import run_demo
 from tracetune.sync.settings import Settings
 
 _err = Console(stderr=True)
@@ -59,7 +60,29 @@ def status(state_dir: StateDir = None) -> None:
         raise typer.Exit(1)
 
 
+def demo(
+    state_dir: StateDir = None,
+    label_studio_port: Annotated[int, typer.Option(help="Label Studio port.")] = 8080,
+    redis_port: Annotated[int, typer.Option(help="Redis port.")] = 6380,
+    backend_port: Annotated[int, typer.Option(help="ML backend port.")] = 9090,
+) -> None:
+    """Start the local stack, sync the bundled sample traces, print where to review them."""
+    directory = _state_dir(state_dir)
+    ports = stack.StackPorts(label_studio_port, redis_port, backend_port)
+    result = run_demo(directory, ports, report=_err.print)
+    r = result.report
+    skipped = ", ".join(f"{n} {reason}" for reason, n in r.skipped.most_common()) or "none"
+    print(
+        f"Synced {r.fetched} runs: {r.imported} imported, {r.already_present} already present,"
+        f" skipped: {skipped}.\n"
+        f"Review them in Label Studio: {r.project_url}\n"
+        f"  login: {result.username} / {result.password}\n"
+        f"Stop everything with: tracetune down"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command()(up)
     app.command()(down)
     app.command()(status)
+    app.command()(demo)

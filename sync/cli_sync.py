@@ -101,7 +101,7 @@ def _print_plan_json(plan: SyncPlan) -> None:
     for task in plan.tasks:
         line = {"run_id": task.run_id, "kind": plan.kind.value, "data": task.data}
         sys.stdout.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
-    for skip in plan.skips:
+    for skip in plan.tally.skips:
         sys.stdout.write(json.dumps({"run_id": skip.run_id, "skip": skip.reason}) + "\n")
 
 
@@ -115,18 +115,11 @@ def _print_summary(title: str, rows: list[tuple[str, Any]]) -> None:
 def _print_plan(plan: SyncPlan) -> None:
     rows: list[tuple[str, Any]] = [
         ("review kind", plan.kind.value),
-        ("fetched", plan.fetched),
+        ("fetched", plan.tally.fetched),
         ("would import (before checking the project)", len(plan.tasks)),
     ]
-    rows += [(f"skipped: {reason}", n) for reason, n in _reasons(plan.skips)]
+    rows += [(f"skipped: {reason}", n) for reason, n in plan.tally.skipped.most_common()]
     _print_summary("Dry run: nothing was written", rows)
-
-
-def _reasons(skips: list[Any]) -> list[tuple[str, int]]:
-    counts: dict[str, int] = {}
-    for skip in skips:
-        counts[skip.reason] = counts.get(skip.reason, 0) + 1
-    return sorted(counts.items(), key=lambda item: -item[1])
 
 
 def _print_report(report: SyncReport) -> None:
