@@ -11,7 +11,7 @@ import sys
 import typer
 from rich.console import Console
 
-from tracetune.sync import cli_stack, cli_sync
+from tracetune.sync import cli_jobs, cli_stack, cli_sync
 from tracetune.sync.errors import TracetuneError
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app = typer.Typer(
 )
 cli_sync.register(app)
 cli_stack.register(app)
+cli_jobs.register(app)
 
 _stderr = Console(stderr=True)
 

@@ -49,9 +49,10 @@ FORMATS = ("openai", "trl")
 MANIFEST = "manifest.json"
 
 
-def new_export_id(project_id: int) -> str:
+def new_export_id() -> str:
+    """Sortable and unique: `x-<UTC timestamp>-<random>`; also the RQ job id of a queued export."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    return f"p{project_id}-{stamp}-{secrets.token_hex(3)}"
+    return f"x-{stamp}-{secrets.token_hex(3)}"
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,7 @@ def run_export(settings: Settings, request: ExportRequest) -> ExportResult:
     with TaskReader(settings) as reader:
         project_id, title = reader.resolve_project(request.project)
         tasks = [task for page in reader.pages(project_id) for task in page]
-        export_id = request.export_id or new_export_id(project_id)
+        export_id = request.export_id or new_export_id()
         project = {"id": project_id, "title": title, "label_studio_url": reader.url}
         root = settings.export_dir / f"project-{project_id}"
         return export_tasks(tasks, request, root, export_id, project)

@@ -44,8 +44,9 @@ class Settings(BaseSettings):
     tracetune_export_dir: Path | None = None
     tracetune_job_retries: int = Field(default=3, ge=0)
     tracetune_job_timeout_s: int = Field(default=3600, ge=10)
+    tracetune_retry_backoff_s: int = Field(default=10, ge=0)
+    tracetune_poll_interval_s: int = Field(default=30, ge=1)
     tracetune_page_size: int = Field(default=1000, ge=1, le=10000)
-    tracetune_token_encoding: str | None = None
     tracetune_auto_export_min_tasks: int = Field(default=0, ge=0)
     tracetune_auto_export_debounce_s: int = Field(default=60, ge=0)
     tracetune_finetune_model: str = "gpt-4o-mini-2024-07-18"

@@ -8,4 +8,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 pytest_plugins = [
     "plugins.servers",
     "plugins.langsmith_standin",
+    "plugins.openai_standin",
+    "plugins.rq_worker",
 ]
