@@ -188,9 +188,13 @@ def _enqueue_poll(settings: Settings, connection: Redis, record_id: str) -> None
 
 
 def enqueue_finetune(settings: Settings, record: FineTuneRecord, records: JobRecords) -> Job:
-    job = queue(settings, records.client).enqueue(
+    # The record names its RQ job before the job exists, so the worker never reads it without.
+    record.rq_job_id = f"start-{record.id}"
+    records.save(record)
+    return queue(settings, records.client).enqueue(
         finetune_start_job,
         record.id,
+        job_id=record.rq_job_id,
         retry=retry_policy(settings),
         job_timeout=settings.tracetune_job_timeout_s * 4,
         description=f"fine-tune {record.id} ({record.provider})",
@@ -198,9 +202,6 @@ def enqueue_finetune(settings: Settings, record: FineTuneRecord, records: JobRec
         failure_ttl=7 * 24 * 3600,
         result_ttl=7 * 24 * 3600,
     )
-    record.rq_job_id = job.id
-    records.save(record)
-    return job
 
 
 def new_finetune_record(
