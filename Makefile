@@ -50,8 +50,11 @@ lint: install
 
 check: lint test
 
+# Each benchmark prints a ratio against a baseline measured in the same run (last line).
 bench: install
-	$(BIN)/python bench/sync.py
+	@for b in sync predict export; do \
+	  if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; $(BIN)/python -W ignore bench/$$b.py || exit 1; fi; \
+	done
 
 demo: install
 	$(BIN)/tracetune demo

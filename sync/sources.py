@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -41,8 +42,9 @@ def run_as_dict(run: Any) -> dict[str, Any]:
     """A `langsmith.schemas.Run` (or a dict already) as plain JSON-compatible data."""
     if isinstance(run, dict):
         return run
-    dumped = run.model_dump(mode="json") if hasattr(run, "model_dump") else run.dict()
-    return json.loads(json.dumps(dumped, default=str))
+    if hasattr(run, "model_dump"):
+        return dict(run.model_dump(mode="json"))
+    return dict(json.loads(run.json()))
 
 
 def _start_time(run: dict[str, Any]) -> datetime | None:
@@ -190,12 +192,24 @@ class LangSmithApiSource:
         candidates = [t for t in (since, self.selection.start_time) if t is not None]
         return max(candidates, key=_naive_utc) if candidates else None
 
+    def _list_runs(self, **query: Any) -> Iterator[Any]:
+        """`Client.list_runs`, quiet about its deprecation.
+
+        langsmith 0.15 deprecates `list_runs` (removal announced after 2027-01-31) for
+        `client.runs.query()` on `/api/v2/runs/query`; until that endpoint is verified against
+        LangSmith, the documented `/runs/query` stays in use and users are spared the warning
+        on every sync (the README records the migration).
+        """
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"list_runs\(\) is deprecated")
+            yield from self.client.list_runs(**query)
+
     def fetch(self, since: datetime | None) -> Iterator[SourceRun | Skip]:
         sel = self.selection
         start = self._start(since)
         for project in sel.projects:
             retrievers = self._retriever_runs(project, start) if sel.root_only else []
-            runs = self.client.list_runs(
+            runs = self._list_runs(
                 project_name=project,
                 run_type=sel.run_type,
                 is_root=True if sel.root_only else None,
@@ -216,7 +230,7 @@ class LangSmithApiSource:
 
     def _retriever_runs(self, project: str, start: datetime | None) -> list[dict[str, Any]]:
         """Retriever runs of the same window in one paginated query, joined later by trace."""
-        runs = self.client.list_runs(project_name=project, run_type="retriever", start_time=start)
+        runs = self._list_runs(project_name=project, run_type="retriever", start_time=start)
         return [run_as_dict(run) for run in runs]
 
     def _complete(
