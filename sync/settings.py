@@ -51,6 +51,17 @@ class Settings(BaseSettings):
     tracetune_auto_export_debounce_s: int = Field(default=60, ge=0)
     tracetune_finetune_model: str = "gpt-4o-mini-2024-07-18"
 
+    # ML backend (backend/, docs/backend.md); BASIC_AUTH_* as Label Studio's ML settings name them
+    basic_auth_user: str | None = None
+    basic_auth_pass: SecretStr | None = None
+    tracetune_backend_workers: int = Field(default=2, ge=1)
+    tracetune_backend_threads: int = Field(default=4, ge=1)
+    tracetune_backend_max_text_chars: int = Field(default=200_000, ge=1)
+    tracetune_embedding_batch_size: int = Field(default=64, ge=1)
+    tracetune_concept_threshold: float = Field(default=0.5, gt=0, lt=1)
+    tracetune_near_duplicate_threshold: float = Field(default=0.8, gt=0, le=1)
+    tracetune_semantic_duplicate_threshold: float = Field(default=0.95, gt=0, le=1)
+
     @property
     def export_dir(self) -> Path:
         """Where exports land: `TRACETUNE_EXPORT_DIR`, else `<state dir>/exports`."""

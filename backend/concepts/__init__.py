@@ -1,0 +1,1 @@
+"""Concepts: classifiers over sentence embeddings, defined by positive and negative examples."""

@@ -1,0 +1,45 @@
+"""Reading Label Studio's ML-backend requests (as Label Studio 1.23 sends them) strictly.
+
+Label Studio posts JSON; project ids arrive as "<id>.<created_at epoch>" strings. Anything
+else gets a 4xx with a message naming what is wrong, never a stack trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import request
+
+from tracetune.sync.errors import InvalidInputError
+
+
+class MalformedRequestError(InvalidInputError):
+    """The body is not a JSON object (HTTP 400)."""
+
+
+def json_body() -> Mapping[str, Any]:
+    body = request.get_json(force=True, silent=True)
+    if body is None:
+        raise MalformedRequestError("the request body must be JSON")
+    if not isinstance(body, Mapping):
+        kind = type(body).__name__
+        raise MalformedRequestError(f"the request body must be a JSON object, got {kind}")
+    return body
+
+
+def project_key(value: Any) -> str:
+    """The project's numeric id from Label Studio's "<id>.<epoch>" uid (or a bare id)."""
+    if isinstance(value, bool) or value is None:
+        raise InvalidInputError("the request needs the 'project' Label Studio sends")
+    text = str(value).split(".", 1)[0]
+    if not text.isdigit():
+        raise InvalidInputError(f"'project' must look like '<id>.<timestamp>', got {value!r}")
+    return text
+
+
+def required_list(body: Mapping[str, Any], name: str) -> list[Any]:
+    value = body.get(name)
+    if not isinstance(value, list):
+        raise InvalidInputError(f"the request needs {name!r} as a list")
+    return value
