@@ -64,7 +64,8 @@ def _any(*validators: Validator) -> Validator:
 PATTERNS: list[tuple[str, re.Pattern[str], Validator | None, float]] = [
     ("EMAIL", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
      None, 0.99),
-    ("CREDIT_CARD", re.compile(r"\b\d(?:[ -]?\d){12,18}\b"), _card, 0.95),
+    ("CREDIT_CARD", re.compile(r"\b(?:\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}|\d{4}([ -])\d{6}\2\d{4,5}"
+                               r"|\d{13,19})\b"), _card, 0.95),  # grouped as printed, or bare
     ("IBAN", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),
      iban.is_valid, 0.97),
     ("NATIONAL_ID", re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), ssn.is_valid, 0.9),  # US SSN

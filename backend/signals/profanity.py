@@ -16,7 +16,8 @@ _WORDS = (
     r"fuck\w*|f\*+k\w*|motherfuck\w*|shit\w*|bullshit\w*|horseshit|crap(?:py)?|damn(?:ed|it)?"
     r"|goddamn\w*|dammit|ass(?:hole)?s?|asshat|dumbass|jackass|half-assed|bastards?"
     r"|bitch\w*|dick(?:head)?s?|piss(?:ed)?|pissing|wtf|stfu|bloody hell|hell yeah"
-    r"|screw (?:you|this|it|that)|badass|what the hell|the hell|cunt\w*|bollocks|wanker\w*|shite|clusterfuck\w*|effing|frickin\w*"
+    r"|screw (?:you|this|it|that)|badass|what the hell|the hell|cunt\w*|bollocks|wanker\w*"
+    r"|shite|clusterfuck\w*|effing|frickin\w*"
 )
 PROFANITY = re.compile(rf"\b(?:{_WORDS})\b", re.IGNORECASE)
 
