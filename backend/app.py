@@ -24,6 +24,7 @@ from tracetune.backend.predictions import build_prediction
 from tracetune.backend.protocol import MalformedRequestError, json_body, project_key, required_list
 from tracetune.backend.services import Backend
 from tracetune.backend.task_texts import TextTooLongError, read_task
+from tracetune.sync.auto_export import REVIEW_ACTIONS, on_annotation_event
 from tracetune.sync.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -82,6 +83,10 @@ def create_app(
     settings = settings or Settings()
     backend = backend or Backend.create(settings)
     register_learning(backend)
+    backend.webhooks.register(
+        REVIEW_ACTIONS,
+        lambda payload: {"auto_export": on_annotation_event(backend.client, payload, settings)},
+    )
     if warm_up:
         backend.warm_up()
 

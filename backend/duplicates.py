@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import redis
 from datasketch import MinHash
 
 from tracetune.backend.cache import content_hash, key
+
+if TYPE_CHECKING:
+    from tracetune.backend.embeddings import Embedder
 
 NUM_PERM = 128
 BANDS = 16
@@ -292,3 +296,25 @@ class DuplicateIndex:
         """Delete this index (ad hoc runs clean up after themselves)."""
         for found in self.client.scan_iter(match=self._key("*"), count=1000):
             self.client.delete(found)
+
+
+def find_near_duplicates(
+    client: redis.Redis,
+    embedder: Embedder,
+    texts: Sequence[str],
+    jaccard_threshold: float,
+    cosine_threshold: float,
+) -> list[DuplicateMatch]:
+    """Near-duplicates among `texts` alone (ids are 1-based positions), for the CLI."""
+    index = DuplicateIndex(client, f"adhoc:{uuid.uuid4().hex}", jaccard_threshold, cosine_threshold)
+    try:
+        vectors = embedder.embed(texts)
+        items = [
+            IndexItem(position, {"conversation": signature}, vector)
+            for position, (signature, vector) in enumerate(
+                zip(signatures(client, texts), vectors, strict=True), start=1
+            )
+        ]
+        return index.add_and_match(items)
+    finally:
+        index.drop()

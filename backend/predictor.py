@@ -47,6 +47,12 @@ class TaskAnalysis:
         return max((self.scores[f] for f in self.fired), default=0.0)
 
 
+def task_vector(task: TaskTexts, vectors: dict[str, np.ndarray]) -> np.ndarray:
+    """A task's position for similarity: the normalised mean of its texts' embeddings."""
+    mean = np.mean([vectors[t] for t in task.texts(Reads.ALL).values()], axis=0)
+    return (mean / (np.linalg.norm(mean) or 1.0)).astype(np.float32)
+
+
 class Predictor:
     def __init__(
         self,
@@ -168,18 +174,16 @@ class Predictor:
         conversations = [t.conversation for t in tasks]
         prompt_signatures = signatures(self.client, prompts)
         conversation_signatures = signatures(self.client, conversations)
-        items = []
-        for task, prompt, conversation in zip(
-            tasks, prompt_signatures, conversation_signatures, strict=True
-        ):
-            mean = np.mean([vectors[t] for t in task.texts(Reads.ALL).values()], axis=0)
-            items.append(
-                IndexItem(
-                    task.task_id,
-                    {"prompt": prompt, "conversation": conversation},
-                    (mean / (np.linalg.norm(mean) or 1.0)).astype(np.float32),
-                )
+        items = [
+            IndexItem(
+                task.task_id,
+                {"prompt": prompt, "conversation": conversation},
+                task_vector(task, vectors),
             )
+            for task, prompt, conversation in zip(
+                tasks, prompt_signatures, conversation_signatures, strict=True
+            )
+        ]
         index = DuplicateIndex(self.client, scope, self.jaccard_threshold, self.cosine_threshold)
         return index.add_and_match(items)
 

@@ -11,6 +11,7 @@ import sys
 import typer
 from rich.console import Console
 
+from tracetune.backend import cli as backend_cli
 from tracetune.sync import cli_jobs, cli_stack, cli_sync
 from tracetune.sync.errors import TracetuneError
 
@@ -27,6 +28,7 @@ app = typer.Typer(
 cli_sync.register(app)
 cli_stack.register(app)
 cli_jobs.register(app)
+backend_cli.register(app)
 
 _stderr = Console(stderr=True)
 
