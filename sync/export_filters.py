@@ -3,8 +3,9 @@
 Each filter either keeps a task or sets its `reason`, so the manifest can count every task
 dropped and why. PII redaction replaces each span a reviewer labelled (`pii_answer` /
 `pii_dialogue` annotations) with a typed placeholder such as `[EMAIL]`, everywhere the span's
-text occurs in the task's messages and answers; a task flagged as PII without any labelled span
-cannot be redacted and is dropped.
+text occurs in the task's messages and answers. Without reviewer spans, a flagged task is
+redacted over the spans the ML backend detected (its latest prediction's span results); a task
+flagged as PII with no span from either cannot be redacted and is dropped.
 """
 
 from __future__ import annotations
@@ -110,9 +111,9 @@ def _redact_message(message: Message | None, spans: Sequence[PiiSpan]) -> Messag
     return message.model_copy(update={"content": _redact_text(message.content, spans)})
 
 
-def redact(task: ReviewedTask) -> ReviewedTask:
-    """The task with every labelled span replaced by `[LABEL]`, longest spans first."""
-    spans = sorted(task.pii_spans, key=lambda s: len(s.text), reverse=True)
+def redact(task: ReviewedTask, found: Sequence[PiiSpan]) -> ReviewedTask:
+    """The task with every span's text replaced by `[LABEL]`, longest spans first."""
+    spans = sorted(found, key=lambda s: len(s.text), reverse=True)
     return replace(
         task,
         prompt=[
@@ -144,7 +145,9 @@ def _filter_one(task: ReviewedTask, filters: ExportFilters) -> ReviewedTask:
         return replace(task, reason="pii")
     if filters.pii is PiiPolicy.REDACT:
         if task.pii_spans:
-            return redact(task)
+            return redact(task, task.pii_spans)
+        if task.pii_flagged and task.predicted_pii_spans:
+            return redact(task, task.predicted_pii_spans)
         if task.pii_flagged:
             return replace(task, reason="pii_unredactable")
     return task

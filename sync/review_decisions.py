@@ -82,6 +82,7 @@ class ReviewedTask:
     flags: frozenset[str] = frozenset()
     flags_from_reviewer: bool = False
     pii_spans: tuple[PiiSpan, ...] = ()
+    predicted_pii_spans: tuple[PiiSpan, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
     feedback: Sequence[Mapping[str, Any]] = ()
     annotators: int = 0
@@ -183,12 +184,13 @@ def choose_annotation(
     return max(completed, key=_recency), Rule.LATEST
 
 
+def latest_prediction(predictions: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    return max(predictions, key=_recency) if predictions else {}
+
+
 def latest_prediction_details(predictions: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The ML backend's machine-readable details from the task's latest prediction."""
-    if not predictions:
-        return {}
-    latest = max(predictions, key=_recency)
-    for result in latest.get("result") or []:
+    for result in latest_prediction(predictions).get("result") or []:
         if result.get("from_name") != Control.FLAGS.value:
             continue
         details = (result.get("value") or {}).get(PREDICTION_DETAILS_KEY)
@@ -229,6 +231,7 @@ def decide(task: Mapping[str, Any]) -> ReviewedTask:
         prompt=prompt,
         answer=answer,
         details=latest_prediction_details(task.get("predictions") or []),
+        predicted_pii_spans=_pii_spans(latest_prediction(task.get("predictions") or [])),
         feedback=list(data.get("feedback") or []),
         annotators=len(annotations),
     )

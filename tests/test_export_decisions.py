@@ -168,16 +168,31 @@ def test_pii_is_redacted_from_labelled_spans_or_the_task_is_dropped() -> None:
     machine_flagged["predictions"] = [{"id": 1, "result": details_result(pii_types=("EMAIL",))}]
     reviewer_cleared = _chat(4, annotation(4, verdict("accept", flags=("code",))), answer=answer)
     reviewer_cleared["predictions"] = machine_flagged["predictions"]
-    tasks = [decide(t) for t in (labelled, flagged_only, machine_flagged, reviewer_cleared)]
+    machine_spans = _chat(5, annotation(5, verdict("accept")), answer=answer)
+    detected = verdict("accept", pii=spans)[1:]  # the backend's span results, no verdict
+    machine_spans["predictions"] = [
+        {"id": 2, "result": details_result(pii_types=("EMAIL", "PHONE")) + detected}
+    ]
+    tasks = [
+        decide(t)
+        for t in (labelled, flagged_only, machine_flagged, reviewer_cleared, machine_spans)
+    ]
 
     redacted = apply_filters(tasks, ExportFilters(pii=PiiPolicy.REDACT))
     dropped = apply_filters(tasks, ExportFilters(pii=PiiPolicy.DROP))
     kept = apply_filters(tasks, ExportFilters(pii=PiiPolicy.KEEP))
 
     assert redacted[0].answer.content == "Write to [EMAIL] or call [PHONE]."  # type: ignore[union-attr]
-    assert [t.reason for t in redacted] == [None, "pii_unredactable", "pii_unredactable", None]
-    assert [t.reason for t in dropped] == ["pii", "pii", "pii", None]
-    assert [t.reason for t in kept] == [None, None, None, None]
+    assert redacted[4].answer.content == "Write to [EMAIL] or call [PHONE]."  # type: ignore[union-attr]
+    assert [t.reason for t in redacted] == [
+        None,
+        "pii_unredactable",
+        "pii_unredactable",
+        None,
+        None,
+    ]
+    assert [t.reason for t in dropped] == ["pii", "pii", "pii", None, "pii"]
+    assert [t.reason for t in kept] == [None] * 5
     assert kept[0].answer.content == answer  # type: ignore[union-attr]
 
 
