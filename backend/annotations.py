@@ -17,6 +17,7 @@ from tracetune.backend.concepts.learning import (
 from tracetune.backend.label_targets import read_targets
 from tracetune.backend.services import Backend
 from tracetune.backend.task_texts import read_task
+from tracetune.backend.webhooks import WebhookDispatcher
 from tracetune.sync.errors import InvalidInputError
 
 ANNOTATION_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
@@ -77,6 +78,6 @@ def on_annotations_deleted(backend: Backend, payload: Mapping[str, Any]) -> dict
     return {"retraining": sorted(changed)}
 
 
-def register_learning(backend: Backend) -> None:
-    backend.webhooks.register(ANNOTATION_EVENTS, lambda p: on_annotation(backend, p))
-    backend.webhooks.register(DELETION_EVENTS, lambda p: on_annotations_deleted(backend, p))
+def register_learning(backend: Backend, webhooks: WebhookDispatcher) -> None:
+    webhooks.register(ANNOTATION_EVENTS, lambda p: on_annotation(backend, p))
+    webhooks.register(DELETION_EVENTS, lambda p: on_annotations_deleted(backend, p))

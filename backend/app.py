@@ -24,6 +24,7 @@ from tracetune.backend.predictions import build_prediction
 from tracetune.backend.protocol import MalformedRequestError, json_body, project_key, required_list
 from tracetune.backend.services import Backend
 from tracetune.backend.task_texts import TextTooLongError, read_task
+from tracetune.backend.webhooks import WebhookDispatcher
 from tracetune.sync.auto_export import REVIEW_ACTIONS, on_annotation_event
 from tracetune.sync.errors import (
     AuthenticationError,
@@ -82,8 +83,9 @@ def create_app(
     """Build the app; `warm_up` starts loading the model and built-in concepts at once."""
     settings = settings or Settings()
     backend = backend or Backend.create(settings)
-    register_learning(backend)
-    backend.webhooks.register(
+    webhooks = WebhookDispatcher()
+    register_learning(backend, webhooks)
+    webhooks.register(
         REVIEW_ACTIONS,
         lambda payload: {"auto_export": on_annotation_event(backend.client, payload, settings)},
     )
@@ -94,6 +96,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["tracetune"] = backend
+    app.extensions["tracetune_webhooks"] = webhooks
     guard = _basic_auth_guard(settings)
     if guard is not None:
         app.before_request(guard)
@@ -166,7 +169,7 @@ def create_app(
 
     @app.post("/webhook")
     def webhook() -> Response:
-        outcome = backend.webhooks.dispatch(json_body())
+        outcome = webhooks.dispatch(json_body())
         backend.client.hincrby(key("metrics"), "webhook_events", 1)
         return jsonify(outcome)
 

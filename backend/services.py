@@ -20,7 +20,6 @@ from tracetune.backend.concepts.store import ConceptStore
 from tracetune.backend.concepts.training import BackgroundTrainer, train
 from tracetune.backend.embeddings import Embedder
 from tracetune.backend.predictor import Predictor
-from tracetune.backend.webhooks import WebhookDispatcher
 from tracetune.sync.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,7 +39,6 @@ class Backend:
     scorer: ConceptScorer
     trainer: BackgroundTrainer
     predictor: Predictor
-    webhooks: WebhookDispatcher
 
     @classmethod
     def create(cls, settings: Settings) -> Backend:
@@ -67,7 +65,6 @@ class Backend:
             scorer=scorer,
             trainer=BackgroundTrainer(concepts, embedder),
             predictor=predictor,
-            webhooks=WebhookDispatcher(),
         )
 
     def ensure_builtins(self) -> None:

@@ -1,8 +1,8 @@
 """`POST /webhook`: a small dispatcher from Label Studio's webhook actions to handlers.
 
 The backend registers concept learning for annotation events; other parts of tracetune plug
-their own handlers in (`app.extensions["tracetune"].webhooks.register(...)`), for example an
-export triggered by new annotations. Handlers must return quickly: Label Studio waits 1 s.
+their own handlers in (`app.extensions["tracetune_webhooks"].register(actions, handler)`), as
+the worker's automatic export does. Handlers must return quickly: Label Studio waits 1 s.
 """
 
 from __future__ import annotations

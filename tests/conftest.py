@@ -10,4 +10,5 @@ pytest_plugins = [
     "plugins.langsmith_standin",
     "plugins.openai_standin",
     "plugins.rq_worker",
+    "plugins.backend_server",
 ]

@@ -1,0 +1,139 @@
+"""Concepts and the embedding cache, on the real model and a real Redis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from plugins.backend_server import chat_data
+
+from tracetune.backend.cache import key
+from tracetune.backend.concepts import model as concept_model
+from tracetune.backend.concepts.builtins import builtin_concepts
+from tracetune.backend.concepts.learning import learn_from_annotation
+from tracetune.backend.concepts.store import Concept, Example
+from tracetune.backend.concepts.training import train
+from tracetune.backend.embeddings import Embedder
+from tracetune.backend.services import Backend
+from tracetune.backend.signals import Reads
+from tracetune.backend.task_texts import read_task
+from tracetune.sync.errors import InvalidInputError
+from tracetune.sync.review_kinds import DEFAULT_FLAGS, ReviewKind
+
+
+def counter(backend: Backend, name: str) -> int:
+    return int(backend.client.hget(key("metrics"), name) or 0)
+
+
+def test_model_is_calibrated_cross_validated_and_stored_as_numbers() -> None:
+    rng = np.random.default_rng(0)
+    centre = rng.normal(size=16)
+    positives = centre + rng.normal(scale=0.3, size=(20, 16))
+    negatives = -centre + rng.normal(scale=0.3, size=(20, 16))
+    vectors = np.vstack([positives, negatives]).astype(np.float32)
+    labels = np.array([1] * 20 + [0] * 20)
+    fitted = concept_model.fit(vectors, labels)
+    assert fitted.cv_auc == 1.0
+    scores = fitted.score(vectors)
+    assert ((scores > 0) & (scores < 1)).all()
+    assert scores[:20].min() > 0.5 > scores[20:].max()
+    restored = concept_model.ConceptModel.from_json(fitted.to_json())
+    assert np.allclose(restored.score(vectors), scores, atol=1e-6)
+    with pytest.raises(InvalidInputError, match="at least 2 positive"):
+        concept_model.fit(vectors[:21], labels[:21])
+
+
+def test_embeddings_are_cached_by_content_for_every_process(backend: Backend) -> None:
+    texts = [
+        "a sentence about caching embeddings",
+        "another one",
+        "a sentence about caching embeddings",
+    ]
+    before = counter(backend, "embeddings_computed")
+    first = backend.embedder.embed(texts)
+    assert counter(backend, "embeddings_computed") - before == 2  # the repeat costs nothing
+    other_process = Embedder(backend.settings.tracetune_embedding_model, backend.client)
+    second = other_process.embed(texts)  # never loads its model: every vector is in Redis
+    assert counter(backend, "embeddings_computed") - before == 2
+    assert not other_process.ready
+    assert np.array_equal(first, second)
+    assert first.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
+
+
+def test_builtin_concepts_ship_with_flags_and_train_well(backend: Backend) -> None:
+    concepts = {c.name: c for c in builtin_concepts()}
+    assert set(concepts) == {
+        "toxicity", "profanity", "positive_sentiment", "negative_sentiment", "question",
+        "source_code", "non_english", "self_reference",
+    }  # fmt: skip
+    assert {c.flag for c in concepts.values()} <= set(DEFAULT_FLAGS)
+    backend.ensure_builtins()
+    for name in concepts:
+        stored = backend.concepts.stored_model(name)
+        assert stored.model is not None and stored.version >= 1
+        assert stored.model.cv_auc is not None and stored.model.cv_auc >= 0.85, name
+
+    def score(name: str, text: str) -> float:
+        return float(backend.scorer.score(name, backend.embedder.embed([text]))[0])
+
+    assert score("toxicity", "You are a worthless idiot, nobody wants you here.") > 0.5
+    assert score("toxicity", "Thanks, the export works now.") < 0.5
+    assert score("non_english", "Können Sie mir bitte bei meiner Rechnung helfen?") > 0.5
+    assert score("source_code", "for x in items:\n    total += x.price") > 0.5
+    assert score("self_reference", "As an AI, I cannot browse the web.") > 0.5
+
+
+def test_reviewer_flags_teach_a_concept_and_retraining_moves_its_version(
+    backend: Backend,
+) -> None:
+    store = backend.concepts
+    store.put(
+        Concept(
+            name="billing",
+            flag="billing",
+            reads=Reads.ALL,
+            description="questions about invoices and charges",
+            positive=[
+                "I was charged twice this month",
+                "Where can I download my invoice?",
+                "Please refund the duplicate payment",
+            ],
+            negative=[
+                "The export crashes on large projects",
+                "How do I add a teammate?",
+                "Dark mode would be nice",
+            ],
+        )
+    )
+    first = train(store, backend.embedder, "billing")
+    assert first.trained and first.positives == 3
+    assert not train(store, backend.embedder, "billing").trained  # nothing changed
+
+    prompt, answer = "How are seats counted?", "Seats are counted per active reviewer."
+    data = chat_data("r-billing", prompt, answer)
+    task = read_task({"id": 9001, "data": data}, 0, ReviewKind.CHAT, 10_000)
+    concept = store.get("billing")
+    scores = backend.scorer.score("billing", backend.embedder.embed([prompt, answer]))
+    assert scores.max() < 0.5  # the model does not predict the flag the reviewer will set
+
+    changed = learn_from_annotation(
+        store, backend.scorer, backend.embedder, [concept], task, {"billing"},
+        "annotation:77", 0.5,
+    )  # fmt: skip
+    assert changed == ["billing"]
+    learned = store.learned_from("billing", "annotation:77")
+    assert len(learned) == 1 and learned[0].label == 1
+    retrained = train(store, backend.embedder, "billing")
+    assert retrained.version == first.version + 1
+    taught = [prompt, answer].index(learned[0].text)
+    after = float(backend.scorer.score("billing", backend.embedder.embed([learned[0].text]))[0])
+    assert after > scores[taught]
+
+    # The reviewer edits the annotation and clears the flag: the same example flips, once.
+    learn_from_annotation(
+        store, backend.scorer, backend.embedder, [concept], task, set(), "annotation:77", 0.5
+    )
+    assert store.learned_from("billing", "annotation:77") == [Example(learned[0].text, 0)]
+    # Deleting the annotation takes its examples back.
+    assert store.remove_source("annotation:77") == ["billing"]
+    assert store.learned_from("billing", "annotation:77") == []
