@@ -7,6 +7,7 @@ wire format fails here before it misleads the sync tests.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -39,6 +40,12 @@ pytestmark = [
 ]
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs"
+SHAPES = (
+    "langchain_chat", "openai_wrapped", "completion_llm", "traceable_chain", "tool_calling",
+    "experiments", "malformed",
+)  # fmt: skip
+SAMPLE = Path(__file__).parents[1] / "sync" / "data" / "sample_runs.jsonl"
+SAMPLE_FEEDBACK = SAMPLE.with_name("sample_feedback.jsonl")
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
@@ -575,31 +582,80 @@ def test_feedback_round_trip(
 
 # --- the committed fixtures -------------------------------------------------------------------
 
+RUN_FILES = [FIXTURES / f"{shape}.jsonl" for shape in SHAPES] + [SAMPLE]
 
-@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.jsonl")), ids=lambda p: p.name)
-def test_committed_fixtures_load_back_through_the_sdk(
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@functools.cache
+def sample_runs() -> dict[str, dict[str, Any]]:
+    """The bundled sample, parsed once for the tests that read it."""
+    return {run["id"]: run for run in read_jsonl(SAMPLE)}
+
+
+@pytest.mark.parametrize("path", RUN_FILES, ids=lambda p: p.name)
+def test_committed_runs_load_back_through_the_sdk(
     path: Path,
     langsmith_standin: LangSmithStandIn,
     client: langsmith.Client,
     langsmith_project: Callable[[str], str],
 ) -> None:
     """Fixture lines are runs as the SDK returns them: they load and read back unchanged."""
-    if path.name in ("feedback.jsonl", "experiments_examples.jsonl"):
-        pytest.skip("not runs")
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    lines = read_jsonl(path)
     project = langsmith_project(path.stem)
     ids = langsmith_standin.store.load_jsonl(path, project=project)
-    assert len(ids) == len(lines) > 0
     back = {
         str(run.id): run.model_dump(mode="json") for run in client.list_runs(project_name=project)
     }
-    assert set(back) == set(ids)
-    for line in lines:
-        original = json.loads(line)
+    assert len(ids) == len(lines) == len(back) > 0
+    for original in lines:
         again = back[original["id"]]
         for field in ("name", "run_type", "inputs", "outputs", "error", "trace_id", "tags"):
             assert again[field] == original[field], (path.name, field)
-        assert again["parent_run_id"] == original["parent_run_id"]
+        assert (again["parent_run_id"], again["start_time"]) == (
+            original["parent_run_id"],
+            original["start_time"],
+        )
+
+
+def test_feedback_fixtures_point_at_rated_root_runs() -> None:
+    runs = {r["id"]: r for shape in SHAPES for r in read_jsonl(FIXTURES / f"{shape}.jsonl")}
+    for path, known in ((FIXTURES / "feedback.jsonl", runs), (SAMPLE_FEEDBACK, sample_runs())):
+        records = read_jsonl(path)
+        assert records, path
+        for record in records:
+            run = known[record["run_id"]]
+            assert run["parent_run_id"] is None
+            assert run["feedback_stats"][record["key"]]["n"] >= 1
+
+
+def test_experiment_fixtures_pair_runs_by_example() -> None:
+    examples = {e["id"]: e for e in read_jsonl(FIXTURES / "experiments_examples.jsonl")}
+    roots = [r for r in read_jsonl(FIXTURES / "experiments.jsonl") if r["parent_run_id"] is None]
+    by_example: dict[str, list[dict[str, Any]]] = {}
+    for root in roots:
+        by_example.setdefault(root["reference_example_id"], []).append(root)
+    assert set(by_example) == set(examples)
+    for example_id, pair in by_example.items():
+        assert len(pair) == 2 and len({run["session_id"] for run in pair}) == 2
+        assert pair[0]["inputs"]["question"] == examples[example_id]["inputs"]["question"]
+        assert pair[0]["inputs"]["question"] == pair[1]["inputs"]["question"]
+        assert pair[0]["outputs"] != pair[1]["outputs"]
+
+
+def test_bundled_sample_has_the_promised_mix() -> None:
+    runs = sample_runs()
+    roots = [r for r in runs.values() if r["parent_run_id"] is None]
+    rated = {f["run_id"] for f in read_jsonl(SAMPLE_FEEDBACK)}
+    starts = sorted(datetime.fromisoformat(r["start_time"]) for r in roots)
+    assert 280 <= len(roots) <= 320 and len(runs) > len(roots)
+    assert 0.35 <= len(rated) / len(roots) <= 0.45
+    assert 0.02 <= sum(r["error"] is not None for r in roots) / len(roots) <= 0.05
+    assert starts[-1] - starts[0] > timedelta(days=3)
+    assert any(r["run_type"] == "retriever" for r in runs.values())
+    assert SAMPLE.stat().st_size < 2_000_000
 
 
 def test_large_output_run_is_about_one_megabyte(large_output_run: dict[str, Any]) -> None:

@@ -1142,7 +1142,7 @@ class RunStore:
 
     def list_feedback(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """`GET /feedback`: run ids, keys, source types, sessions; oldest first."""
-        runs = params.get("run") or []
+        runs = list(dict.fromkeys(params.get("run") or []))
         keys = set(params.get("key") or [])
         sources = set(params.get("source") or [])
         sessions = set(params.get("session") or [])

@@ -22,10 +22,12 @@ from standins import BackgroundServer
 
 @dataclass(frozen=True)
 class Reply:
-    """What the model answers: text, or tool calls as `{"name": ..., "arguments": {...}}`."""
+    """What the model answers: text, tool calls as `{"name": ..., "arguments": {...}}`, or
+    an API error `(status, message)` such as `(429, "Rate limit reached")`."""
 
     content: str | None = None
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    error: tuple[int, str] | None = None
 
 
 Responder = Callable[[Mapping[str, Any]], Reply]
@@ -148,7 +150,10 @@ def create_app(
         with lock:
             requests_seen.append(body)
             sequence = len(requests_seen)
-        return jsonify(completion(body, respond(body), sequence))
+        reply = respond(body)
+        if reply.error is not None:
+            return _error(*reply.error)
+        return jsonify(completion(body, reply, sequence))
 
     return app
 
