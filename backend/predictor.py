@@ -15,7 +15,7 @@ import numpy as np
 import redis
 
 from tracetune.backend.cache import JsonCache, key
-from tracetune.backend.concepts.builtins import builtin_concepts
+from tracetune.backend.concepts.builtins import builtin_concepts, install_builtins
 from tracetune.backend.concepts.scoring import ConceptScorer
 from tracetune.backend.concepts.store import Concept, ConceptStore
 from tracetune.backend.duplicates import DuplicateIndex, DuplicateMatch, IndexItem, signatures
@@ -74,7 +74,11 @@ class Predictor:
         self.signals: dict[str, Signal] = {name: cls() for name, cls in SIGNALS.items()}
 
     def concepts_for(self, targets: LabelTargets) -> list[Concept]:
-        """Built-ins always (their scores go into the details); custom ones with a flag."""
+        """Built-ins always (their scores go into the details); custom ones with a flag.
+
+        Built-ins are (re)installed here when Redis lacks them, e.g. after a flush.
+        """
+        install_builtins(self.concepts)
         builtin = {c.name for c in builtin_concepts()}
         return [c for c in self.concepts.all() if c.name in builtin or c.flag in targets.flags]
 

@@ -1,0 +1,252 @@
+"""The Flask app speaking Label Studio's ML-backend protocol, on a real Redis (in process)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from plugins.backend_server import chat_data, pair_data, rag_data
+
+from tracetune.backend.app import create_app
+from tracetune.backend.cache import key
+from tracetune.backend.services import Backend
+from tracetune.sync.label_config import render_label_config
+from tracetune.sync.review_kinds import PREDICTION_DETAILS_KEY, ReviewKind
+from tracetune.sync.settings import Settings
+
+CHAT = render_label_config(ReviewKind.CHAT)
+_projects = itertools.count(1000)
+
+
+@pytest.fixture
+def project() -> str:
+    """A fresh project uid as Label Studio sends it, so tests never share a duplicate index."""
+    return f"{next(_projects)}.1763800000"
+
+
+@pytest.fixture(scope="module")
+def app(backend: Backend) -> Flask:
+    return create_app(backend.settings, backend=backend, warm_up=False)
+
+
+@pytest.fixture
+def client(app: Flask) -> Iterator[FlaskClient]:
+    with app.test_client() as client:
+        yield client
+
+
+def predict(
+    client: FlaskClient, project: str, tasks: list[dict[str, Any]], config: str = CHAT
+) -> dict[str, Any]:
+    response = client.post(
+        "/predict", json={"tasks": tasks, "project": project, "label_config": config}
+    )
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def by_name(prediction: Mapping[str, Any], from_name: str) -> list[dict[str, Any]]:
+    return [r for r in prediction["result"] if r["from_name"] == from_name]
+
+
+def flags_of(prediction: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    (flags,) = by_name(prediction, "flags")
+    return flags["value"]["choices"], flags[PREDICTION_DETAILS_KEY]
+
+
+def test_health_answers_before_the_model_is_loaded(backend: Backend) -> None:
+    cold = Backend.create(backend.settings)
+    with create_app(backend.settings, backend=cold, warm_up=False).test_client() as client:
+        response = client.get("/health")
+        assert response.status_code == 200
+        assert response.json == {
+            "status": "UP",
+            "model_class": "TracetuneBackend",
+            "model_ready": False,
+        }
+        assert client.get("/").json["status"] == "UP"
+    assert not cold.embedder.ready
+
+
+def test_chat_prediction_has_flags_spans_details_and_the_answer_to_edit(
+    client: FlaskClient, project: str
+) -> None:
+    prompt = "Hi, I'm Sarah Connor (sarah.connor@example.com). Why was I charged twice?"
+    answer = "As an AI language model I can't see payments. Call billing at +1 (415) 555-2671."
+    (prediction,) = predict(client, project, [{"id": 1, "data": chat_data("r1", prompt, answer)}])[
+        "results"
+    ]
+    flags, details = flags_of(prediction)
+    assert {"pii", "self_reference", "question"} <= set(flags)
+    assert "non_english" not in flags and "near_duplicate" not in flags
+    assert details["pii_types"] == ["EMAIL", "PERSON", "PHONE"]
+    assert details["language"] == "en"
+    assert details["cluster_id"] == "c1" and details["nearest_task_id"] is None
+    assert set(details["scores"]) >= {"pii", "toxicity", "source_code", "near_duplicate"}
+    assert details["stats"]["words"] > 5
+    assert prediction["score"] == max(details["scores"][f] for f in flags)
+
+    (phone,) = by_name(prediction, "pii_answer")
+    value = phone["value"]
+    assert phone["to_name"] == "answer" and phone["type"] == "labels"
+    assert value["labels"] == ["PHONE"] and answer[value["start"] : value["end"]] == value["text"]
+
+    regions = {
+        r["value"]["paragraphlabels"][0]: r["value"] for r in by_name(prediction, "pii_dialogue")
+    }
+    assert set(regions) == {"EMAIL", "PERSON"}
+    email = regions["EMAIL"]
+    assert email["start"] == email["end"] == "0"
+    assert prompt[email["startOffset"] : email["endOffset"]] == "sarah.connor@example.com"
+
+    (corrected,) = by_name(prediction, "corrected_answer")
+    assert corrected["type"] == "textarea" and corrected["value"] == {"text": [answer]}
+
+    setup = client.post("/setup", json={"project": project, "schema": CHAT})
+    assert setup.json["model_version"] == prediction["model_version"]
+    assert client.get("/versions", json={"project": project}).json == {
+        "versions": [prediction["model_version"]]
+    }
+
+
+def test_rag_and_preference_configs_get_only_the_results_they_can_show(
+    client: FlaskClient, project: str
+) -> None:
+    rag = render_label_config(ReviewKind.RAG)
+    data = rag_data("r1", "What is our refund window?", "Mail refunds@example.com within 30 days.",
+                    ["Refunds are accepted within 30 days of purchase."])  # fmt: skip
+    (prediction,) = predict(client, project, [{"id": 1, "data": data}], rag)["results"]
+    assert {r["from_name"] for r in prediction["result"]} == {
+        "flags",
+        "pii_answer",
+        "corrected_answer",
+    }
+
+    pair = render_label_config(ReviewKind.PREFERENCE)
+    data = pair_data("My card 4111 1111 1111 1111 was declined, why?", "Try again later.",
+                     "I'm sorry, but I can't help with that.")  # fmt: skip
+    (prediction,) = predict(client, project, [{"id": 2, "data": data}], pair)["results"]
+    flags, details = flags_of(prediction)
+    assert by_name(prediction, "flags")[0]["to_name"] == "dialogue"
+    assert "refusal" in flags and "pii" in flags
+    assert details["pii_types"] == ["CREDIT_CARD"]
+    assert [r["from_name"] for r in prediction["result"]] == ["flags"]  # no PII control there
+
+
+def test_second_prediction_reuses_every_cached_embedding(
+    client: FlaskClient, project: str, backend: Backend
+) -> None:
+    tasks = [{"id": i, "data": chat_data(f"r{i}", f"How do I rotate API key number {i}?",
+                                          f"Open Settings > Keys and rotate key {i}.")}
+             for i in range(1, 6)]  # fmt: skip
+    first = predict(client, project, tasks)
+    computed = int(backend.client.hget(key("metrics"), "embeddings_computed") or 0)
+    second = predict(client, project, tasks)
+    assert int(backend.client.hget(key("metrics"), "embeddings_computed") or 0) == computed
+    assert second == first
+
+
+def test_near_duplicates_are_found_across_requests(client: FlaskClient, project: str) -> None:
+    prompt = "How do I export all reviewed tasks from the project as JSONL?"
+    answer = "Use the Export button and pick JSON lines; reviewed tasks only is a filter."
+    predict(client, project, [{"id": 10, "data": chat_data("r10", prompt, answer)}])
+    twin = chat_data("r11", prompt + " ", answer.replace("Use", "Click"))
+    unrelated = chat_data("r12", "What is the weather in Lisbon?", "Sunny, 24 degrees.")
+    later = predict(client, project, [{"id": 11, "data": twin}, {"id": 12, "data": unrelated}])
+    results = later["results"]
+    twin_flags, details = flags_of(results[0])
+    assert "near_duplicate" in twin_flags
+    assert details["duplicate_of"] == [10] and details["nearest_task_id"] == 10
+    assert details["cluster_id"] == "c10"
+    other_flags, other = flags_of(results[1])
+    assert "near_duplicate" not in other_flags and other["cluster_id"] == "c12"
+
+
+def body(tasks: Any = None, project: Any = "1.1", config: Any = CHAT) -> dict[str, Any]:
+    fields = {"tasks": tasks, "project": project, "label_config": config}
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def one(data: dict[str, Any]) -> dict[str, Any]:
+    return body(tasks=[{"id": 1, "data": data}])
+
+
+ONE_MB = "word " * 220_000
+NO_FLAGS = '<View><Text name="t" value="$text"/></View>'
+BAD_REQUESTS = [
+    ("no tasks", body(), 422, "'tasks'"),
+    ("no project", body(tasks=[], project=None), 422, "'project'"),
+    ("task without id", body(tasks=[{"data": {}}]), 422, "'id'"),
+    ("task without data", body(tasks=[{"id": 1}]), 422, "'data'"),
+    ("missing field", one({"prompt": "hi"}), 422, "no 'answer' field"),
+    ("empty text", one({"prompt": " ", "answer": ""}), 422, "no text to analyse"),
+    ("number as text", one({"prompt": "hi", "answer": 42}), 422, "must be a string, got int"),
+    ("1 MB text", one({"prompt": "hi", "answer": ONE_MB}), 413, "BACKEND_MAX_TEXT_CHARS"),
+    ("config without flags", body(tasks=[], config=NO_FLAGS), 422, 'no <Choices name="flags">'),
+    ("config not XML", body(tasks=[], config="<View>"), 422, "well-formed"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "status", "message"), BAD_REQUESTS, ids=[c[0] for c in BAD_REQUESTS]
+)
+def test_bad_predict_requests_get_a_clear_json_error(
+    client: FlaskClient, case: str, body: dict[str, Any], status: int, message: str
+) -> None:
+    response = client.post("/predict", json=body)
+    assert response.status_code == status
+    assert response.json["status"] == status and message in response.json["error"]
+
+
+def test_malformed_bodies_and_unknown_routes_are_json_errors_and_serving_goes_on(
+    client: FlaskClient, project: str
+) -> None:
+    broken = client.post("/predict", data="{not json", content_type="application/json")
+    assert broken.status_code == 400 and "must be JSON" in broken.json["error"]
+    listed = client.post("/setup", json=[1, 2])
+    assert listed.status_code == 400 and "JSON object" in listed.json["error"]
+    assert client.get("/nope").status_code == 404 and "error" in client.get("/nope").json
+    assert client.get("/predict").status_code == 405
+    unknown = client.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 1}})
+    assert unknown.status_code == 200 and unknown.json["status"] == "ignored"
+    assert client.post("/webhook", json={"project": {}}).status_code == 422
+    ok = predict(client, project, [{"id": 1, "data": chat_data("r", "Still there?", "Yes.")}])
+    assert len(ok["results"]) == 1
+
+
+def test_basic_auth_when_configured(backend: Backend) -> None:
+    settings = Settings(redis_url=backend.settings.redis_url, basic_auth_user="ls",
+                        basic_auth_pass="s3cret")  # fmt: skip
+    with create_app(settings, backend=backend, warm_up=False).test_client() as client:
+        for auth in (None, ("ls", "wrong"), ("someone", "s3cret")):
+            response = client.get("/health", auth=auth)
+            assert response.status_code == 401
+            assert response.json["error"].startswith("authentication required")
+            assert response.headers["WWW-Authenticate"].startswith("Basic")
+        assert client.get("/health", auth=("ls", "s3cret")).status_code == 200
+
+
+def test_other_parts_plug_handlers_into_the_webhook_dispatcher(
+    app: Flask, client: FlaskClient
+) -> None:
+    seen: list[str] = []
+    app.extensions["tracetune_webhooks"].register(
+        ["TASKS_CREATED"], lambda payload: seen.append(payload["action"]) or {"seen": True}
+    )
+    response = client.post("/webhook", json={"action": "TASKS_CREATED", "tasks": []})
+    assert response.json == {"action": "TASKS_CREATED", "status": "ok", "results": [{"seen": True}]}
+    assert seen == ["TASKS_CREATED"]
+
+
+def test_metrics_count_requests_and_embeddings(client: FlaskClient, project: str) -> None:
+    before = client.get("/metrics").json["counters"].get("predict_requests", 0)
+    predict(client, project, [{"id": 1, "data": chat_data("r", "Count me?", "Counted.")}])
+    metrics = client.get("/metrics").json
+    assert metrics["counters"]["predict_requests"] == before + 1
+    assert metrics["counters"]["embeddings_computed"] > 0
+    assert metrics["model_ready"] is True
+    assert set(metrics["concept_versions"]) >= {"toxicity", "question"}
