@@ -221,7 +221,10 @@ def context_docs(children: list[dict[str, Any]]) -> list[ContextDoc]:
     for child in sorted(children, key=lambda c: str(c.get("dotted_order") or c.get("start_time"))):
         if child.get("run_type") != "retriever":
             continue
-        for doc in (child.get("outputs") or {}).get("documents") or []:
+        outputs = child.get("outputs") or {}
+        # LangChain retrievers return {"documents": [...]}; @traceable ones {"output": [...]}.
+        found = outputs.get("documents") or outputs.get("output") or []
+        for doc in found if isinstance(found, list) else []:
             if isinstance(doc, dict):
                 meta = doc.get("metadata") or {}
                 content = doc.get("page_content", doc.get("content", ""))
