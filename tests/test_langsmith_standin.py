@@ -187,9 +187,11 @@ def test_patches_that_arrive_before_their_run_are_applied_when_it_does() -> None
     store = RunStore()
     run_id = str(uuid.uuid4())
     store.ingest(patches=[{"id": run_id, "outputs": {"answer": "late"}, "end_time": T0}])
+    assert store.runs() == []
     store.ingest(posts=[{"id": run_id, "name": "r", "run_type": "chain", "start_time": T0}])
-    run = store.get_run(run_id)
+    (run,) = store.runs("default")
     assert run["outputs"] == {"answer": "late"} and run["status"] == "success"
+    assert store.get_run(run_id)["end_time"] == "2026-03-02T09:00:00.000000"
 
 
 def test_langchain_tracer_into_the_env_project(langsmith_env: dict[str, str]) -> None:
@@ -277,6 +279,25 @@ def test_pagination_returns_every_run_exactly_once(
     assert [run.start_time for run in ascending] == sorted(run.start_time for run in ascending)
     assert [run.id for run in ascending] == listed[::-1]
     assert len(list(client.list_runs(project_name=project, limit=150))) == 150
+
+
+def test_runs_of_several_projects_merge_in_time_order(
+    langsmith_standin: LangSmithStandIn,
+    client: langsmith.Client,
+    langsmith_project: Callable[[str], str],
+) -> None:
+    projects = [langsmith_project("a"), langsmith_project("b")]
+    for offset, project in enumerate(projects):
+        starts = [T0 + timedelta(minutes=2 * i + offset) for i in range(120)]
+        langsmith_standin.store.add_runs(
+            ({"name": "r", "run_type": "chain", "start_time": start} for start in starts),
+            project=project,
+        )
+    listed = list(client.list_runs(project_name=projects))
+    assert len(listed) == 240
+    assert [run.start_time for run in listed] == sorted(
+        (r.start_time for r in listed), reverse=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -479,6 +500,10 @@ def test_projects_round_trip(
         client.create_project(name)
     assert client.create_project(name, upsert=True).id == created.id
     assert [p.id for p in client.list_projects(name_contains=name[-8:])] == [created.id]
+    ended = T0 + timedelta(days=1)
+    updated = client.update_project(created.id, description="docs bot v2", end_time=ended)
+    # Like the real API's, the times come back naive (UTC); only `Run` makes them aware.
+    assert (updated.description, updated.end_time) == ("docs bot v2", ended.replace(tzinfo=None))
     client.delete_project(project_id=created.id)
     assert client.has_project(name) is False
 
@@ -518,6 +543,8 @@ def test_datasets_and_examples_round_trip(
     (run,) = client.list_runs(reference_example_id=listed[7].id)
     assert (run.session_id, run.outputs) == (experiment.id, {"answer": "a7?"})
     assert [p.id for p in client.list_projects(reference_dataset_id=dataset.id)] == [experiment.id]
+    client.delete_dataset(dataset_id=dataset.id)
+    assert client.has_dataset(dataset_name=name) is False
 
 
 def test_examples_through_the_legacy_endpoints(
@@ -572,6 +599,7 @@ def test_feedback_round_trip(
     assert len(list(client.list_feedback(run_ids=[run_id]))) == 113
     (thumbs,) = client.list_feedback(run_ids=[run_id], feedback_key=["thumbs"])
     assert (thumbs.value, thumbs.score, thumbs.trace_id) == ("up", 1, run_id)
+    assert client.read_feedback(thumbs.id).key == "thumbs"
     stats = client.read_run(run_id).feedback_stats
     assert {k: (v["n"], v["avg"]) for k, v in stats.items() if k != "load"} == {
         "user_score": (2, 0.5),

@@ -6,8 +6,8 @@ and feedback. The request and response shapes follow what `langsmith/client.py` 
 parses (checked against langsmith 0.15):
 
 - ingest: `POST /runs`, `PATCH /runs/{id}`, `POST /runs/batch` and `POST /runs/multipart`
-  (`post.<id>`, `post.<id>.inputs`, `patch.<id>.outputs`, `feedback.<id>`...); `/info`
-  says which of batch or multipart the SDK should use;
+  (`post.<id>`, `post.<id>.inputs`, `patch.<id>.outputs`, `feedback.<id>`..., plain or
+  zstd-compressed); `/info` says which of batch or multipart the SDK should use;
 - reading: `POST /runs/query` with cursor pagination and LangSmith's filter language
   (`and(eq(run_type, "llm"), gt(latency, 2))`...), `GET /runs/{id}`;
 - projects (`/sessions`), datasets, examples (`/examples`, `/examples/bulk` and the
@@ -15,7 +15,9 @@ parses (checked against langsmith 0.15):
 - auth: every route but `/info` needs the `x-api-key` header, else 401 like the real API.
 
 Unlike the real service, ingestion is synchronous: once `Client.flush()` returns, the runs
-can be read. Everything lives in one `RunStore`, in memory.
+can be read. Everything lives in one `RunStore`, in memory; `LangSmithStandIn.requests`
+records each request's method, path and encoding, so tests can tell which endpoint the SDK
+chose.
 """
 
 from __future__ import annotations
@@ -110,10 +112,18 @@ def _as_datetime(value: Any) -> datetime | None:
 
 def _api_time(value: datetime | None) -> str | None:
     """Times as the real API writes them: naive UTC ISO-8601 with microseconds."""
-    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _uuid(value: Any, what: str = "id") -> str:
+    """The canonical string of a UUID; the fast path matters when loading 10,000 runs."""
+    if isinstance(value, str) and _CANONICAL_UUID.fullmatch(value):
+        return value
     try:
         return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
     except ValueError as exc:
@@ -479,7 +489,7 @@ def _counts(usage: Any, names: tuple[str, str, str]) -> tuple[int, int, int] | N
     if not isinstance(usage, dict):
         return None
     prompt, completion, total = (
-        int(v) if isinstance(v := usage.get(name), int | float) else 0 for name in names
+        int(v) if isinstance(v := usage.get(name), (int, float)) else 0 for name in names
     )
     if not (prompt or completion or total):
         return None
@@ -565,8 +575,8 @@ class RunStore:
 
     Runs are kept per project in a list sorted by `(start_time, id)`, so a page of
     `/runs/query` resumes from its cursor with a bisect and reads only what it returns.
-    Stored records are replaced on every change, never mutated in place, so a response can
-    be serialized outside the lock.
+    Stored records are replaced on every change, never mutated in place (but for a cached
+    search text), so a response can be serialized outside the lock.
     """
 
     def __init__(self) -> None:
@@ -627,9 +637,9 @@ class RunStore:
         name = project or payload.get("session_name") or payload.get("project_name")
         if not project and payload.get("session_id"):
             session_id = _uuid(payload["session_id"], "session_id")
-            if session_id not in self._projects:
-                self.create_project(name or session_id, project_id=session_id, upsert=True)
-            return session_id
+            if session_id in self._projects:
+                return session_id
+            return self.create_project(name or session_id, project_id=session_id, upsert=True)
         name = name or "default"
         return self._project_ids_by_name.get(name) or self.create_project(name)
 
@@ -722,19 +732,21 @@ class RunStore:
         each run's `session_id` / `session_name` decides.
         """
         ids = []
+        touched: set[str] = set()
         with self._lock:
-            touched: set[str] = set()
-            for payload in runs:
-                record = self._new_record(payload, project)
-                if record["id"] in self._runs:
-                    raise ApiError(409, f"run {record['id']} already exists")
-                self._runs[record["id"]] = record
-                self._order[record["session_id"]].append(_sort_key(record))
-                self._traces[record["trace_id"]].append(record["id"])
-                touched.add(record["session_id"])
-                ids.append(record["id"])
-            for session_id in touched:
-                self._order[session_id].sort()
+            try:
+                for payload in runs:
+                    record = self._new_record(payload, project)
+                    if record["id"] in self._runs:
+                        raise ApiError(409, f"run {record['id']} already exists")
+                    self._runs[record["id"]] = record
+                    self._order[record["session_id"]].append(_sort_key(record))
+                    self._traces[record["trace_id"]].append(record["id"])
+                    touched.add(record["session_id"])
+                    ids.append(record["id"])
+            finally:  # appended unsorted for speed: sort even when a run was refused
+                for session_id in touched:
+                    self._order[session_id].sort()
         return ids
 
     def load_jsonl(self, path: Path | str, project: str | None = None) -> list[str]:
@@ -996,7 +1008,7 @@ class RunStore:
         totals = [0, 0, 0]
         for run_id in trace:
             run = self._runs[run_id]
-            if run["_usage"] and (run is record or run["dotted_order"].startswith(prefix)):
+            if run["_usage"] and (run_id == record["id"] or run["dotted_order"].startswith(prefix)):
                 for i, n in enumerate(run["_usage"]):
                     totals[i] += n
         return totals[0], totals[1], totals[2]
