@@ -12,6 +12,7 @@ locally, for trying the provider (and testing it) without downloading a model.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,11 @@ CHAT_TEMPLATE = (
 
 def create_tiny_model(path: Path, hidden_size: int = 32, layers: int = 2) -> Path:
     """Save a randomly initialised tiny Llama and a byte-level tokenizer to `path`."""
+    import transformers
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    transformers.logging.disable_progress_bar()
 
     specials = ["<|pad|>", "<|bos|>", "<|eos|>", "<|im_start|>", "<|im_end|>"]
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
@@ -128,11 +132,17 @@ def _train(
     record: FineTuneRecord, options: dict[str, Any], output: Path, records: JobRecords
 ) -> tuple[list[tuple[int, float]], bool]:
     """Train for the record's method; returns the logged (step, loss) pairs and if cancelled."""
+    import datasets
     import torch
-    from datasets import load_dataset
+    import transformers
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+
+    # The record keeps the losses; the worker's log and the CLI stay readable.
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
 
     class StopWhenCancelled(TrainerCallback):
         cancelled = False
@@ -145,7 +155,7 @@ def _train(
 
     cuda = torch.cuda.is_available()
     data_files = {split: path for split, path in record.files.items()}
-    dataset = load_dataset("json", data_files=data_files)
+    dataset = datasets.load_dataset("json", data_files=data_files)
     tokenizer = AutoTokenizer.from_pretrained(record.model)
     model = AutoModelForCausalLM.from_pretrained(record.model)
     peft_config = LoraConfig(
@@ -191,7 +201,10 @@ def _train(
             peft_config=peft_config,
             callbacks=[callback],
         )
-    trainer.train()
+    trainer.remove_callback(PrinterCallback)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        trainer.train()
     trainer.save_model(str(output))
     history = [
         (int(entry["step"]), float(entry["loss"]))
