@@ -1,8 +1,9 @@
 """The LangSmith API stand-in, once per session, and the environment that points the SDK at it.
 
 `langsmith_env` also resets the SDK's process-wide caches: `langsmith` reads its environment
-variables once (`utils.get_env_var` is an `lru_cache`) and keeps one tracing client per
-process, so without the reset a test would trace with whatever the first test configured.
+variables once (`utils.get_env_var` and the `LANGSMITH_*` copy it puts in every run's
+metadata are `lru_cache`s) and keeps one tracing client per process, so without the reset a
+test would trace with whatever the first test configured.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import langsmith
 import pytest
+from langsmith import env as ls_env
 from langsmith import run_trees
 from langsmith import utils as ls_utils
 from standins.langsmith_api import LangSmithStandIn
@@ -37,6 +39,7 @@ _CONFLICTING = (
 def _reset_sdk_caches() -> None:
     ls_utils.get_env_var.cache_clear()
     ls_utils.get_tracer_project.cache_clear()
+    ls_env.get_langchain_env_var_metadata.cache_clear()  # LANGSMITH_* copied into metadata
 
 
 @pytest.fixture(scope="session")
