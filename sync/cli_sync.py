@@ -80,7 +80,7 @@ def _source(
     if sum(chosen) > 1:
         raise InvalidInputError("choose one source: --file, --langsmith-project or --dataset")
     if file is not None:
-        return RunFileSource(file, feedback_file)
+        return RunFileSource(file, feedback_file, selection.run_type, selection.root_only)
     if langsmith_projects:
         return LangSmithApiSource(make_client(settings), selection)
     if dataset:

@@ -184,6 +184,9 @@ def _answer_from_value(value: Any) -> Message:
         return message
     if isinstance(value, (str, int, float)):
         return Message(role="assistant", content=clean_text(str(value)))
+    if isinstance(value, (dict, list)) and value:
+        # Structured output (a function returning data) is a valid answer to learn: keep JSON.
+        return Message(role="assistant", content=clean_text(json.dumps(value, ensure_ascii=False)))
     raise _NotThisShape("output is not text")
 
 

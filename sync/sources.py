@@ -87,11 +87,19 @@ def _attach_children(
 class RunFileSource:
     """A JSONL file of runs as the SDK returns them (roots and children in any order)."""
 
-    def __init__(self, path: Path, feedback_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        feedback_path: Path | None = None,
+        run_type: str | None = None,
+        root_only: bool = True,
+    ) -> None:
         if not path.exists():
             raise NotFoundError(f"run file {path} does not exist")
         self.path = path
         self.feedback_path = feedback_path
+        self.run_type = run_type
+        self.root_only = root_only
         digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
         self.key = f"file:{digest}"
 
@@ -118,19 +126,26 @@ class RunFileSource:
         return by_run
 
     def fetch(self, since: datetime | None) -> Iterator[SourceRun | Skip]:
-        roots, children = [], []
+        selected, children = [], []
         for number, record in self._lines(self.path):
             if record is None or not record.get("id"):
                 yield Skip(f"{self.path.name}:{number}", "malformed run: not a JSON run object")
                 continue
             if record.get("parent_run_id"):
                 children.append(record)
-            elif is_newer(record, since):
-                roots.append(record)
+            if self._selected(record) and is_newer(record, since):
+                selected.append(record)
         feedback = self._feedback()
-        for root in _attach_children(roots, children):
-            embedded = root.pop("feedback", None) or []
-            yield SourceRun(root, embedded + feedback.get(str(root["id"]), []))
+        for run in _attach_children(selected, children):
+            embedded = run.pop("feedback", None) or []
+            project = run.get("session_name") or run.get("session_id")
+            yield SourceRun(run, embedded + feedback.get(str(run["id"]), []), project)
+
+    def _selected(self, record: dict[str, Any]) -> bool:
+        """The same selection `list_runs(is_root=..., run_type=...)` makes on the API."""
+        if self.root_only and record.get("parent_run_id"):
+            return False
+        return self.run_type is None or record.get("run_type") == self.run_type
 
 
 @dataclass
