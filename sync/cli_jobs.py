@@ -233,8 +233,11 @@ def finetune_start(
     hyperparameters = _parse_params(param or [])
     if epochs is not None:
         hyperparameters["n_epochs"] = epochs
-    if provider is Provider.local and model is None:
-        raise InvalidInputError("--model must name a local model folder for --provider local")
+    if provider is Provider.local:
+        if model is None:
+            raise InvalidInputError("--model must name a local model folder for --provider local")
+        if Path(model).exists():
+            model = str(Path(model).resolve())  # the worker may run in another directory
     record = new_finetune_record(
         export_record,
         provider.value,

@@ -62,7 +62,7 @@ class TaskReader:
             )
         if response.status_code == 404:
             raise NotFoundError(f"Label Studio at {self.url}: {path} not found")
-        if response.status_code >= 500:
+        if response.status_code >= 500 or response.status_code == 429:
             raise ServiceUnavailableError(
                 f"Label Studio at {self.url} failed (HTTP {response.status_code})"
             )
