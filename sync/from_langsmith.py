@@ -254,6 +254,8 @@ def feedback_records(records: list[dict[str, Any]]) -> list[Feedback]:
 
 
 _SECRET_HINTS = ("key", "token", "secret", "password", "authorization")
+#: Environment variables the SDK copies into metadata: tracing plumbing, not run context.
+_SDK_ENVIRONMENT = ("LANGSMITH_", "LANGCHAIN_")
 
 
 def safe_metadata(run: dict[str, Any]) -> dict[str, Any]:
@@ -264,6 +266,7 @@ def safe_metadata(run: dict[str, Any]) -> dict[str, Any]:
         for key, value in metadata.items()
         if isinstance(value, (str, int, float, bool))
         and not any(hint in key.lower() for hint in _SECRET_HINTS)
+        and not key.startswith(_SDK_ENVIRONMENT)
     }
     kept["run_name"] = run.get("name") or ""
     kept["run_type"] = run.get("run_type") or ""
