@@ -94,14 +94,17 @@ _INTRO_NAME = re.compile(
     r"(?P<name>[A-Z][a-z]+(?: [A-Z][a-z]+)?)\b"
 )
 _FULL_NAME = re.compile(r"\b(?P<name>(?P<first>[A-Z][a-z]+) [A-Z][a-z]+(?:-[A-Z][a-z]+)?)\b")
-#: Capitalised words that follow a first name without making it a person ("May Day").
-_NOT_SURNAMES_WORDS = (
+#: Capitalised words that do not make a person, before or after a first name ("May Day").
+_NOT_NAME_WORDS = (
     "The And Or But If Then When While I You We They He She It This That These Those My Your "
     "Our Their His Her Its Monday Tuesday Wednesday Thursday Friday Saturday Sunday January "
     "February March April May June July August September October November December Street "
-    "Road Avenue Lane University College School Inc Ltd Corp Company Bank Hotel Station"
+    "Road Avenue Lane University College School Inc Ltd Corp Company Bank Hotel Station "
+    # first names that are everyday words at the start of a sentence ("Will this work?")
+    "Will Bill Grant Art Chase Hope Faith Joy Page Max Ray Sunny Rich Gay Guy Pat Sue Bob "
+    "Jack Mark Rose Iris Ivy Jade Amber Crystal Dawn Summer Autumn Winter Frank Earnest"
 )
-_NOT_SURNAMES = frozenset(_NOT_SURNAMES_WORDS.split())
+_NOT_NAMES = frozenset(_NOT_NAME_WORDS.split())
 
 
 @lru_cache(maxsize=1)
@@ -112,7 +115,8 @@ def _first_names() -> Any:
 
 
 def _is_first_name(word: str) -> bool:
-    return _first_names().get_gender(word) != "unknown"
+    """A name the list gives a gender to ("andy", androgynous, holds oddities such as "In")."""
+    return _first_names().get_gender(word) in {"male", "female", "mostly_male", "mostly_female"}
 
 
 def _person_spans(text: str) -> Iterator[Span]:
@@ -125,7 +129,7 @@ def _person_spans(text: str) -> Iterator[Span]:
     for match in _FULL_NAME.finditer(text):
         surname = match.group("name").split()[1].split("-")[0]
         first = match.group("first")
-        if surname not in _NOT_SURNAMES and first not in _NOT_SURNAMES and _is_first_name(first):
+        if surname not in _NOT_NAMES and first not in _NOT_NAMES and _is_first_name(first):
             start, end = match.span("name")
             yield Span(start, end, "PERSON", match.group("name"), 0.7)
 
@@ -161,6 +165,7 @@ class PiiSignal(Signal):
     description = "personal data: e-mail, phone, card, IP, IBAN, national ID, person name"
     flag = "pii"
     labels_spans = True
+    version = 2  # 2: names need a gendered first name that is not an everyday word
 
     def compute(self, texts: Sequence[str]) -> list[SignalResult]:
         results = []
