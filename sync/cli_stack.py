@@ -24,19 +24,26 @@ def _state_dir(value: Path | None) -> Path:
     return (value or Settings().tracetune_state_dir).resolve()
 
 
+LabelStudioPort = Annotated[int, typer.Option(help="Label Studio port.")]
+RedisPort = Annotated[int, typer.Option(help="Redis port.")]
+BackendPort = Annotated[int, typer.Option(help="ML backend port.")]
+Workers = Annotated[int, typer.Option(min=0, help="RQ workers to run.")]
+
+
 def up(
     state_dir: StateDir = None,
-    label_studio_port: Annotated[int, typer.Option(help="Label Studio port.")] = 8080,
-    redis_port: Annotated[int, typer.Option(help="Redis port.")] = 6380,
-    backend_port: Annotated[int, typer.Option(help="ML backend port.")] = 9090,
+    label_studio_port: LabelStudioPort = 8080,
+    redis_port: RedisPort = 6380,
+    backend_port: BackendPort = 9090,
+    workers: Workers = 1,
 ) -> None:
-    """Start Label Studio and Redis on loopback (reusing what already runs).
+    """Start Redis, Label Studio, the ML backend and RQ workers on loopback.
 
-    Example: tracetune up && tracetune status
+    What already runs is reused. Example: tracetune up --workers 2 && tracetune status
     """
     directory = _state_dir(state_dir)
-    ports = stack.StackPorts(label_studio_port, redis_port, backend_port)
-    state = stack.up(directory, ports, report=_err.print)
+    config = stack.StackConfig(label_studio_port, redis_port, backend_port, workers)
+    state = stack.up(directory, config, report=_err.print)
     _err.print(f"settings for later commands written to {directory / stack.ENV_FILE}")
     if "label_studio" in state.services:
         print(f"Label Studio: {state.services['label_studio'].url}")
@@ -62,22 +69,31 @@ def status(state_dir: StateDir = None) -> None:
 
 def demo(
     state_dir: StateDir = None,
-    label_studio_port: Annotated[int, typer.Option(help="Label Studio port.")] = 8080,
-    redis_port: Annotated[int, typer.Option(help="Redis port.")] = 6380,
-    backend_port: Annotated[int, typer.Option(help="ML backend port.")] = 9090,
+    label_studio_port: LabelStudioPort = 8080,
+    redis_port: RedisPort = 6380,
+    backend_port: BackendPort = 9090,
+    workers: Workers = 1,
+    auto_review: Annotated[
+        bool,
+        typer.Option(
+            envvar="DEMO_AUTO_REVIEW",
+            help="Also review tasks from their LangSmith feedback, export, fine-tune a tiny model.",
+        ),
+    ] = False,
 ) -> None:
-    """Start the local stack, sync the bundled sample traces, print where to review them."""
+    """The whole loop on the bundled sample: stack up, sync, pre-label, then where to review.
+
+    Example: tracetune demo            (DEMO_AUTO_REVIEW=1 tracetune demo for the rest)
+    """
     directory = _state_dir(state_dir)
-    ports = stack.StackPorts(label_studio_port, redis_port, backend_port)
-    result = run_demo(directory, ports, report=_err.print)
-    r = result.report
-    skipped = ", ".join(f"{n} {reason}" for reason, n in r.skipped.most_common()) or "none"
+    config = stack.StackConfig(label_studio_port, redis_port, backend_port, workers)
+    result = run_demo(directory, config, report=_err.print, review=auto_review)
+    flags = ", ".join(f"{name} {n}" for name, n in result.flags.most_common()) or "none"
     print(
-        f"Synced {r.fetched} runs: {r.imported} imported, {r.already_present} already present,"
-        f" skipped: {skipped}.\n"
-        f"Review them in Label Studio: {r.project_url}\n"
+        f"\n{result.predictions} tasks pre-labelled by the ML backend; flags fired: {flags}.\n"
+        f"Review them in Label Studio: {result.project_url}\n"
         f"  login: {result.username} / {result.password}\n"
-        f"Stop everything with: tracetune down"
+        f"Stop everything with: tracetune down" + (f" --state-dir {directory}" if state_dir else "")
     )
 
 

@@ -20,6 +20,30 @@ from tracetune.sync.errors import ConfigurationError, ServiceUnavailableError
 
 DEFAULT_LABEL_STUDIO_BIN = Path(".venv-ls/bin/label-studio")
 
+#: IANA special-purpose address ranges (RFC 6890), which Label Studio 1.23 refuses to call by
+#: default (its SSRF protection), loopback and Docker's private networks included.
+RESERVED_SUBNETS = (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
+    "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "233.252.0.0/24",
+    "240.0.0.0/4", "255.255.255.255/32", "::/128", "::1/128", "::ffff:0:0/96",
+    "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001:0000::/32",
+    "2001:20::/28", "2001:db8::/32", "2002::/16", "fc00::/7", "fe80::/10", "ff00::/8",
+)  # fmt: skip
+
+
+def ssrf_settings(allowed_subnet: str) -> dict[str, str]:
+    """Label Studio settings that keep its SSRF protection but let it reach our ML backend.
+
+    The ML backend lives on the stack's own network (loopback here, a Docker network in
+    compose), which the default protection refuses; every other reserved range stays banned.
+    """
+    banned = [subnet for subnet in RESERVED_SUBNETS if subnet != allowed_subnet]
+    return {
+        "USE_DEFAULT_BANNED_SUBNETS": "false",
+        "USER_ADDITIONAL_BANNED_SUBNETS": ",".join(banned),
+    }
+
 
 def free_port() -> int:
     """A loopback port nobody listens on right now."""
@@ -105,6 +129,7 @@ def start_label_studio(
         "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
         "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
         "DJANGO_DB": "sqlite",
+        **ssrf_settings("127.0.0.0/8"),
     }
     command = [
         str(label_studio_bin()), "start", "--no-browser", "--host", "127.0.0.1",

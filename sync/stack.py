@@ -13,6 +13,8 @@ import json
 import os
 import secrets
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from tracetune.sync.local_servers import start_label_studio, start_redis
+from tracetune.sync.local_servers import start_label_studio, start_redis, wait_until
 
 STACK_FILE = "stack.json"
 ENV_FILE = "stack.env"
@@ -78,25 +80,28 @@ def healthy(service: Service) -> bool:
 
 
 @dataclass
-class StackPorts:
+class StackConfig:
+    """Ports of the local stack and how many RQ workers it runs."""
+
     label_studio: int = 8080
     redis: int = 6380
     backend: int = 9090
+    workers: int = 1
 
 
-Starter = Callable[[StackState, Path, StackPorts], Service]
+Starter = Callable[[StackState, Path, StackConfig], Service]
 
 
-def _start_redis(state: StackState, state_dir: Path, ports: StackPorts) -> Service:
-    server = start_redis(ports.redis, state_dir / "redis")
+def _start_redis(state: StackState, state_dir: Path, config: StackConfig) -> Service:
+    server = start_redis(config.redis, state_dir / "redis")
     assert server.process is not None
     return Service("redis", server.process.pid, server.url)
 
 
-def _start_label_studio(state: StackState, state_dir: Path, ports: StackPorts) -> Service:
+def _start_label_studio(state: StackState, state_dir: Path, config: StackConfig) -> Service:
     server = start_label_studio(
         data_dir=state_dir / "label-studio",
-        port=ports.label_studio,
+        port=config.label_studio,
         username=state.username,
         password=state.password,
         token=state.token,
@@ -106,15 +111,54 @@ def _start_label_studio(state: StackState, state_dir: Path, ports: StackPorts) -
     return Service("label_studio", server.process.pid, server.url, f"{server.url}/health")
 
 
-#: Services in start order; later parts (ML backend, workers) register theirs here.
-STARTERS: dict[str, Starter] = {
-    "redis": _start_redis,
-    "label_studio": _start_label_studio,
-}
+def _tracetune_process(
+    name: str, args: list[str], state: StackState, state_dir: Path, **extra_env: str
+) -> int:
+    """A detached `tracetune` subprocess configured for this stack, logging to a file."""
+    env = {**os.environ, **stack_env(state), **extra_env}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    with (state_dir / f"{name}.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tracetune.sync.cli", *args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return process.pid
 
 
-def write_env(state: StackState, state_dir: Path) -> Path:
-    """The settings every later command needs to reach this stack."""
+def _start_backend(state: StackState, state_dir: Path, config: StackConfig) -> Service:
+    url = f"http://127.0.0.1:{config.backend}"
+    args = ["backend", "--host", "127.0.0.1", "--port", str(config.backend)]
+    pid = _tracetune_process("backend", args, state, state_dir, TRACETUNE_BACKEND_URL=url)
+    wait_until(f"{url}/health", 120, None)
+    return Service("backend", pid, url, f"{url}/health")
+
+
+def _worker_starter(index: int) -> Starter:
+    def start(state: StackState, state_dir: Path, config: StackConfig) -> Service:
+        name = f"worker-{index}"
+        pid = _tracetune_process(name, ["worker", "--name", f"tracetune-{name}"], state, state_dir)
+        return Service(name, pid, state.services["redis"].url)
+
+    return start
+
+
+def starters(config: StackConfig) -> dict[str, Starter]:
+    """Services in start order: each needs the ones before it."""
+    services: dict[str, Starter] = {
+        "redis": _start_redis,
+        "label_studio": _start_label_studio,
+        "backend": _start_backend,
+    }
+    for index in range(1, config.workers + 1):
+        services[f"worker-{index}"] = _worker_starter(index)
+    return services
+
+
+def stack_env(state: StackState) -> dict[str, str]:
+    """The settings every tracetune process needs to reach this stack."""
     values = {"LABEL_STUDIO_API_KEY": state.token}
     if "label_studio" in state.services:
         values["LABEL_STUDIO_URL"] = state.services["label_studio"].url
@@ -122,21 +166,26 @@ def write_env(state: StackState, state_dir: Path) -> Path:
         values["REDIS_URL"] = state.services["redis"].url
     if "backend" in state.services:
         values["TRACETUNE_BACKEND_URL"] = state.services["backend"].url
+    return values
+
+
+def write_env(state: StackState, state_dir: Path) -> Path:
+    """`stack.env`, which `Settings` reads, so later commands reach this stack."""
     path = state_dir / ENV_FILE
-    path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
+    path.write_text("".join(f"{key}={value}\n" for key, value in stack_env(state).items()))
     path.chmod(0o600)
     return path
 
 
 def up(
     state_dir: Path,
-    ports: StackPorts,
+    config: StackConfig,
     only: list[str] | None = None,
     report: Callable[[str], None] = lambda _: None,
 ) -> StackState:
     """Start what is not running yet; reuse what is. Returns the stack's state."""
     state = StackState.load(state_dir)
-    for name, starter in STARTERS.items():
+    for name, starter in starters(config).items():
         if only is not None and name not in only:
             continue
         current = state.services.get(name)
@@ -144,7 +193,7 @@ def up(
             report(f"{name}: already running at {current.url} (pid {current.pid})")
             continue
         report(f"{name}: starting")
-        state.services[name] = starter(state, state_dir, ports)
+        state.services[name] = starter(state, state_dir, config)
         state.save(state_dir)
         report(f"{name}: up at {state.services[name].url}")
     state.save(state_dir)

@@ -96,3 +96,15 @@ def test_every_tracetune_command_it_runs_exists_with_those_options(service: str)
         sub_name, sub_command, sub_args = command.resolve_command(ctx, list(args))
         assert sub_command is not None, f"tracetune {sub_name} does not exist"
         sub_command.make_context(sub_name or "", sub_args, parent=ctx)
+
+
+def test_label_studio_can_reach_the_backend_but_keeps_ssrf_protection() -> None:
+    from tracetune.sync.local_servers import ssrf_settings
+
+    environment = _compose()["services"]["label-studio"]["environment"]
+    expected = ssrf_settings("172.16.0.0/12")
+    assert environment["USE_DEFAULT_BANNED_SUBNETS"] == "false"
+    assert (
+        environment["USER_ADDITIONAL_BANNED_SUBNETS"] == expected["USER_ADDITIONAL_BANNED_SUBNETS"]
+    )
+    assert "SSRF_PROTECTION_ENABLED" not in environment
