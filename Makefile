@@ -12,11 +12,16 @@ export TOKENIZERS_PARALLELISM := false
 
 install: system-packages $(VENV)/.installed $(LS_VENV)/.installed $(COMPOSE_SCHEMA)
 
-# Debian packages the tests start for real: redis-server (and chromium for the browser test).
+# Debian packages the tests use for real: redis-server, and Chromium for the browser test
+# (a test tool's own browser download does not work offline; Playwright drives this one).
 system-packages:
-	@command -v redis-server >/dev/null 2>&1 || { \
-	  echo "installing redis-server"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium chromium-driver"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 # torch first, pinned: a bare torch requirement would pull a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml
