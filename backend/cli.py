@@ -225,7 +225,10 @@ def concepts_list(
                 "builtin": concept.builtin,
                 "positive": len(concept.positive),
                 "negative": len(concept.negative),
+                "background": concept.background,
                 "learned": learned,
+                "trained_positive": model.positives if model else None,
+                "trained_negative": model.negatives if model else None,
                 "version": stored.version,
                 "cv_auc": model.cv_auc if model else None,
                 "description": concept.description,
@@ -234,12 +237,14 @@ def concepts_list(
     if as_json:
         _write_jsonl(rows)
         return
-    _out(f"{'name':<20} {'flag':<20} {'reads':<8} {'pos':>4} {'neg':>4} {'learned':>7} "
-         f"{'version':>7} {'cv auc':>6}")  # fmt: skip
+    _out(f"{'name':<20} {'flag':<20} {'reads':<8} {'own +/-':>8} {'learned':>7} "
+         f"{'trained +/-':>11} {'version':>7} {'cv auc':>6}")  # fmt: skip
     for row in rows:
         auc = "-" if row["cv_auc"] is None else f"{row['cv_auc']:.3f}"
-        _out(f"{row['name']:<20} {row['flag']:<20} {row['reads']:<8} {row['positive']:>4} "
-             f"{row['negative']:>4} {row['learned']:>7} {row['version']:>7} {auc:>6}")  # fmt: skip
+        own = f"{row['positive']}/{row['negative']}"
+        trained = f"{row['trained_positive']}/{row['trained_negative']}"
+        _out(f"{row['name']:<20} {row['flag']:<20} {row['reads']:<8} {own:>8} "
+             f"{row['learned']:>7} {trained:>11} {row['version']:>7} {auc:>6}")  # fmt: skip
 
 
 def concepts_score(

@@ -39,6 +39,9 @@ def resolve_model(name: str) -> str:
 
 def load_model(name: str) -> Any:
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # no "Loading weights" bars in CLI output
 
     try:
         return SentenceTransformer(resolve_model(name), device="cpu")
@@ -94,10 +97,6 @@ class Embedder:
             raise ConfigurationError(f"embedding model failed to load: {self._error}")
         return self._model
 
-    @property
-    def dimension(self) -> int:
-        return int(self.model().get_sentence_embedding_dimension())
-
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Raw model call (no cache): normalised float32 vectors, one row per text."""
         vectors = self.model().encode(
@@ -112,7 +111,7 @@ class Embedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for `texts` from the cache; only distinct texts it lacks reach the model."""
         if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
+            return np.zeros((0, 0), dtype=np.float32)  # without loading the model
         hashes = [content_hash(t) for t in texts]
         unique = list(dict.fromkeys(hashes))
         keys = [key("emb", self.model_key, h) for h in unique]
