@@ -7,7 +7,8 @@ Tasks are built by the sync's own task-data layout from generated support conver
 with PII, code, other languages, refusals, near-duplicates). The backend app is called through
 its HTTP protocol (Flask's test client, in process) in batches as Label Studio sends them, on a
 fresh Redis. Both sides start warm: the model is loaded and the built-in concepts trained
-before anything is timed, and `model.encode` runs once on other texts first.
+before anything is timed, and `model.encode` runs once on other texts first. The raw encode
+runs before and after the two passes; the faster of the two is the baseline.
 
 The last line reads `ratio=<first pass/raw encode> cache_speedup=<first/second>` (targets: at
 most 1.3, at least 10).
@@ -133,7 +134,7 @@ def main() -> int:
                                           "label_config": config})  # fmt: skip
             backend.embedder.encode(["warm the model up", "on a few other texts"] * 32)
 
-            raw_s, _ = timed(lambda: backend.embedder.encode(texts))
+            raw_before_s, _ = timed(lambda: backend.embedder.encode(texts))
 
             def predict_all() -> int:
                 done = 0
@@ -148,13 +149,18 @@ def main() -> int:
 
             first_s, first_count = timed(predict_all)
             second_s, second_count = timed(predict_all)
+            raw_after_s, _ = timed(lambda: backend.embedder.encode(texts))
         finally:
             redis.stop()
 
     assert first_count == second_count == len(tasks)
+    raw_s = min(raw_before_s, raw_after_s)  # the faster baseline: the stricter ratio
     print(f"tasks: {len(tasks)} ({len(texts)} distinct texts), /predict batches of {args.batch}")
     print(f"warm-up (model load + built-in concepts trained): {warm_s:.2f} s (not timed below)")
-    print(f"raw model.encode of the same texts:  {raw_s:8.2f} s")
+    print(
+        f"raw model.encode of the same texts:  {raw_s:8.2f} s  "
+        f"(best of {raw_before_s:.2f} s before and {raw_after_s:.2f} s after the passes)"
+    )
     print(f"first pass (empty caches):           {first_s:8.2f} s  ({first_s / raw_s:.2f}x raw)")
     print(f"second pass (same tasks, cached):    {second_s:8.2f} s  "
           f"({first_s / second_s:.1f}x faster than first)")  # fmt: skip
