@@ -1,8 +1,7 @@
 """The ML backend for tests: in process (Flask test client) and as a real gunicorn server.
 
-Label Studio refuses to call ML backends and webhooks on private or loopback addresses unless
-told otherwise (SSRF protection, on by default in 1.23). The Label Studio fixture inherits this
-process's environment, so the two switches are set here, before any server starts.
+The gunicorn server listens on loopback, which the session's Label Studio reaches because
+`start_label_studio` lifts its SSRF ban for 127.0.0.0/8 only.
 """
 
 from __future__ import annotations
@@ -24,9 +23,6 @@ from tracetune.sync.local_servers import RedisServer, free_port, wait_until
 from tracetune.sync.review_kinds import ReviewKind
 from tracetune.sync.settings import Settings
 from tracetune.sync.task_data import conversation_task, pair_task
-
-os.environ.setdefault("ML_BLOCK_LOCAL_IP", "false")
-os.environ.setdefault("SSRF_PROTECTION_ENABLED", "false")
 
 #: The backend's Redis database: other tests flush everything between tests, which the
 #: backend survives (it retrains and re-embeds on demand); a database of its own keeps its
