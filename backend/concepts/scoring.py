@@ -11,7 +11,7 @@ import numpy as np
 
 from tracetune.backend.concepts.model import ConceptModel
 from tracetune.backend.concepts.store import ConceptStore
-from tracetune.backend.concepts.training import train
+from tracetune.backend.concepts.training import fitted_with, train
 from tracetune.backend.embeddings import Embedder
 
 
@@ -29,7 +29,7 @@ class ConceptScorer:
             if cached is not None and cached[0] == versions[name]:
                 continue
             stored = self.store.stored_model(name)
-            if stored.model is None:
+            if stored.model is None or not fitted_with(self.embedder, stored.trained_on):
                 train(self.store, self.embedder, name)
                 stored = self.store.stored_model(name)
             assert stored.model is not None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tracetune.backend.concepts import model as concept_model
-from tracetune.backend.concepts.store import ConceptStore, examples_digest
+from tracetune.backend.concepts.store import ConceptStore, Example, examples_digest
 from tracetune.backend.embeddings import Embedder
 
 log = logging.getLogger(__name__)
@@ -31,10 +31,24 @@ class TrainResult:
     negatives: int
 
 
+def training_digest(embedder: Embedder, examples: list[Example]) -> str:
+    """What a model was fitted on: its examples *and* the embedding model that encoded them.
+
+    A classifier fitted on another model's vectors is meaningless (or the wrong size), so
+    changing `TRACETUNE_EMBEDDING_MODEL` must retrain every concept.
+    """
+    return f"{embedder.model_key}:{examples_digest(examples)}"
+
+
+def fitted_with(embedder: Embedder, trained_on: str | None) -> bool:
+    """Whether a stored model was fitted on this embedder's vectors."""
+    return (trained_on or "").startswith(f"{embedder.model_key}:")
+
+
 def train(store: ConceptStore, embedder: Embedder, name: str) -> TrainResult:
     with store.lock(name):
         examples = store.examples(name)
-        digest = examples_digest(examples)
+        digest = training_digest(embedder, examples)
         stored = store.stored_model(name)
         if stored.model is not None and stored.trained_on == digest:
             m = stored.model
