@@ -10,11 +10,13 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tracetune.backend.services import Backend
@@ -78,8 +80,16 @@ def backend_server(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        # /health is behind basic auth like every endpoint: poll it with the credentials.
+        # /health is behind basic auth like every endpoint: poll it with the credentials,
+        # then let the worker finish loading its model, so tests start from a warm backend.
         wait_until(f"http://{user}:{password}@127.0.0.1:{port}/health", 120, process)
+        deadline = time.monotonic() + 180
+        while not httpx.get(f"{url}/health", auth=(user, password), timeout=5).json()[
+            "model_ready"
+        ]:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"the backend did not load its model; see {log_path}")
+            time.sleep(0.5)
         yield BackendServer(url, user, password, backend_redis_url, log_path)
     finally:
         process.terminate()
