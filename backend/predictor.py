@@ -16,6 +16,7 @@ import redis
 
 from tracetune.backend.cache import JsonCache, key
 from tracetune.backend.concepts.builtins import builtin_concepts, install_builtins
+from tracetune.backend.concepts.model import ConceptModel
 from tracetune.backend.concepts.scoring import ConceptScorer
 from tracetune.backend.concepts.store import Concept, ConceptStore
 from tracetune.backend.duplicates import DuplicateIndex, DuplicateMatch, IndexItem, signatures
@@ -107,9 +108,7 @@ class Predictor:
             else []
             for t in tasks
         }
-        span_texts = {
-            t.task_id: self._span_source(t, targets) for t in tasks
-        }  # text under pii_answer
+        span_texts = {t.task_id: self._span_source(t, targets) for t in tasks}
         results: dict[str, dict[str, SignalResult]] = {}
         for name, signal in self.signals.items():
             texts = [text for t in tasks for text in t.texts(signal.reads).values()]
@@ -122,34 +121,12 @@ class Predictor:
         vectors = dict(zip(field_texts, self.embedder.embed(field_texts), strict=True))
         concepts = self.concepts_for(targets)
         models = self.scorer.models([c.name for c in concepts])
+        models_of = {c.name: (c, models[c.name][1]) for c in concepts}
         duplicates = self._duplicates(tasks, vectors, scope)
 
         analyses = []
         for task, duplicate in zip(tasks, duplicates, strict=True):
-            flag_scores: dict[str, float] = {}
-            fired: set[str] = set()
-            for name, signal in self.signals.items():
-                scores = [results[name][t].score for t in task.texts(signal.reads).values()]
-                if signal.flag and scores:
-                    best = max(scores)
-                    flag_scores[signal.flag] = max(flag_scores.get(signal.flag, 0.0), best)
-                    if best >= SIGNAL_THRESHOLD:
-                        fired.add(signal.flag)
-            concept_scores: dict[str, float] = {}
-            for concept in concepts:
-                texts = list(task.texts(concept.reads).values())
-                if not texts:
-                    continue
-                _, model = models[concept.name]
-                best = float(model.score(np.stack([vectors[t] for t in texts])).max())
-                concept_scores[concept.name] = round(best, 4)
-                flag_scores[concept.flag] = max(flag_scores.get(concept.flag, 0.0), best)
-                if best >= self.concept_threshold:
-                    fired.add(concept.flag)
-            flag_scores[NEAR_DUPLICATE_FLAG] = duplicate.score
-            if duplicate.is_duplicate:
-                fired.add(NEAR_DUPLICATE_FLAG)
-            all_scores = {**concept_scores, **{f: round(s, 4) for f, s in flag_scores.items()}}
+            scores, fired = self._scores(task, results, models_of, vectors, duplicate)
             analyses.append(
                 self._assemble(
                     task,
@@ -157,12 +134,46 @@ class Predictor:
                     paragraphs[task.task_id],
                     span_texts[task.task_id],
                     duplicate,
-                    all_scores,
+                    scores,
                     [f for f in targets.flags if f in fired],
                 )
             )
         self.client.hincrby(key("metrics"), "tasks_predicted", len(tasks))
         return analyses
+
+    def _scores(
+        self,
+        task: TaskTexts,
+        results: dict[str, dict[str, SignalResult]],
+        concepts: dict[str, tuple[Concept, ConceptModel]],
+        vectors: dict[str, np.ndarray],
+        duplicate: DuplicateMatch,
+    ) -> tuple[dict[str, float], set[str]]:
+        """Each flag's score (the best of its signals and concepts over the texts they read),
+        each concept's by name, and the flags that fire."""
+        flags: dict[str, float] = {}
+        fired: set[str] = set()
+
+        def record(flag: str, score: float, threshold: float) -> None:
+            flags[flag] = max(flags.get(flag, 0.0), score)
+            if score >= threshold:
+                fired.add(flag)
+
+        for name, signal in self.signals.items():
+            scores = [results[name][t].score for t in task.texts(signal.reads).values()]
+            if signal.flag and scores:
+                record(signal.flag, max(scores), SIGNAL_THRESHOLD)
+        by_concept: dict[str, float] = {}
+        for name, (concept, model) in concepts.items():
+            texts = list(task.texts(concept.reads).values())
+            if texts:
+                best = float(model.score(np.stack([vectors[t] for t in texts])).max())
+                by_concept[name] = round(best, 4)
+                record(concept.flag, best, self.concept_threshold)
+        flags[NEAR_DUPLICATE_FLAG] = duplicate.score
+        if duplicate.is_duplicate:
+            fired.add(NEAR_DUPLICATE_FLAG)
+        return {**by_concept, **{f: round(s, 4) for f, s in flags.items()}}, fired
 
     @staticmethod
     def _span_source(task: TaskTexts, targets: LabelTargets) -> str:
