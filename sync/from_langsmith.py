@@ -176,7 +176,7 @@ def _pick(mapping: dict[str, Any], keys: tuple[str, ...]) -> Any:
     return None
 
 
-def _answer_from_value(value: Any) -> Message:
+def _answer_from_value(value: Any, structured: bool) -> Message:
     if isinstance(value, dict) and ("lc" in value or "role" in value or "type" in value):
         message = message_from_any(value)
         if message.role != "assistant":
@@ -184,8 +184,9 @@ def _answer_from_value(value: Any) -> Message:
         return message
     if isinstance(value, (str, int, float)):
         return Message(role="assistant", content=clean_text(str(value)))
-    if isinstance(value, (dict, list)) and value:
-        # Structured output (a function returning data) is a valid answer to learn: keep JSON.
+    if structured and isinstance(value, (dict, list)) and value:
+        # Structured output under a known key (`result`, `answer`...) of a function returning
+        # data is a valid answer to learn: keep it as JSON. Under an unknown key it is not.
         return Message(role="assistant", content=clean_text(json.dumps(value, ensure_ascii=False)))
     raise _NotThisShape("output is not text")
 
@@ -205,7 +206,7 @@ def _free_form(inputs: dict[str, Any], outputs: dict[str, Any]) -> list[Message]
     history = inputs.get("chat_history")
     if isinstance(history, list) and history:
         prompt = [message_from_any(m) for m in history] + prompt
-    return [*prompt, _answer_from_value(answer)]
+    return [*prompt, _answer_from_value(answer, any(k in outputs for k in _OUTPUT_KEYS))]
 
 
 _RECOGNISERS: tuple[tuple[str, Callable[[dict[str, Any], dict[str, Any]], list[Message]]], ...] = (

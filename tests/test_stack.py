@@ -23,13 +23,14 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.integration
 def test_up_reuses_running_services_and_down_stops_exactly_them(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
-    ports = ["--label-studio-port", str(free_port()), "--redis-port", str(free_port())]
+    ports = ["--label-studio-port", str(free_port()), "--redis-port", str(free_port()),
+             "--backend-port", str(free_port()), "--workers", "1"]  # fmt: skip
     try:
         first = _run("up", "--state-dir", str(state_dir), *ports)
         assert first.returncode == 0, first.stderr
         state = StackState.load(state_dir)
         pids = {name: svc.pid for name, svc in state.services.items()}
-        assert set(pids) == {"redis", "label_studio"}
+        assert set(pids) == {"redis", "label_studio", "backend", "worker-1"}
         url = state.services["label_studio"].url
         projects = httpx.get(
             f"{url}/api/projects", headers={"Authorization": f"Token {state.token}"}, timeout=30
@@ -46,7 +47,10 @@ def test_up_reuses_running_services_and_down_stops_exactly_them(tmp_path: Path) 
 
         healthy = _run("status", "--state-dir", str(state_dir))
         assert healthy.returncode == 0
-        assert healthy.stdout.count("healthy") == 2
+        assert healthy.stdout.count("healthy") == 4
+        backend_url = state.services["backend"].url
+        assert httpx.get(f"{backend_url}/health", timeout=5).status_code == 200
+        assert f"TRACETUNE_BACKEND_URL={backend_url}" in env_file
     finally:
         stopped = _run("down", "--state-dir", str(state_dir))
     assert stopped.returncode == 0
