@@ -18,7 +18,7 @@ PREFIX = "tracetune:backend:"
 
 def key(*parts: str | int) -> str:
     """A Redis key in the backend's namespace."""
-    return PREFIX + ":".join(str(part) for part in parts)
+    return PREFIX + ":".join(map(str, parts))
 
 
 def content_hash(text: str) -> str:
@@ -46,9 +46,11 @@ class JsonCache:
         if missing:
             text_of = dict(zip(hashes, texts, strict=True))
             computed = compute([text_of[h] for h in missing])
-            pipe = self.client.pipeline(transaction=False)
-            for h, value in zip(missing, computed, strict=True):
-                found[h] = value
-                pipe.set(key(self.namespace, h), json.dumps(value, separators=(",", ":")))
-            pipe.execute()
+            found.update(zip(missing, computed, strict=True))
+            self.client.mset(
+                {
+                    key(self.namespace, h): json.dumps(value, separators=(",", ":"))
+                    for h, value in zip(missing, computed, strict=True)
+                }
+            )
         return [found[h] for h in hashes]

@@ -125,10 +125,14 @@ class Embedder:
         if missing:
             text_of = dict(zip(hashes, texts, strict=True))
             vectors = self.encode([text_of[h] for h in missing])
+            found.update(zip(missing, vectors, strict=True))
             pipe = self.client.pipeline(transaction=False)
-            for h, vector in zip(missing, vectors, strict=True):
-                found[h] = vector
-                pipe.set(key("emb", self.model_key, h), vector.tobytes())
+            pipe.mset(
+                {
+                    key("emb", self.model_key, h): vector.tobytes()
+                    for h, vector in zip(missing, vectors, strict=True)
+                }
+            )
             pipe.hincrby(key("metrics"), "embeddings_computed", len(missing))
             pipe.hincrby(key("metrics"), "embeddings_cached", len(unique) - len(missing))
             pipe.execute()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
@@ -38,7 +38,11 @@ class SignalResult:
     values: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        spans = [
+            {"start": s.start, "end": s.end, "label": s.label, "text": s.text, "score": s.score}
+            for s in self.spans
+        ]
+        return {"score": self.score, "spans": spans, "values": self.values}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SignalResult:
