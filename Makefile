@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test lint check bench demo clean system-packages
+.PHONY: install test lint check bench soak demo clean system-packages
 
 install: system-packages $(VENV)/.installed $(LS_VENV)/.installed $(COMPOSE_SCHEMA)
 
@@ -60,6 +60,10 @@ bench: install
 	@for b in sync predict export; do \
 	  if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; $(BIN)/python -W ignore bench/$$b.py || exit 1; fi; \
 	done
+
+# 20 clients on /predict for 5 minutes while syncs and exports run; loopback only.
+soak: install
+	$(BIN)/python -W ignore bench/soak.py
 
 demo: install
 	$(BIN)/tracetune demo
