@@ -13,9 +13,11 @@ from plugins.backend_server import chat_data, pair_data, rag_data
 
 from tracetune.backend.app import create_app
 from tracetune.backend.cache import key
+from tracetune.backend.concepts.store import Concept
 from tracetune.backend.services import Backend
+from tracetune.backend.signals import Reads
 from tracetune.sync.label_config import render_label_config
-from tracetune.sync.review_kinds import PREDICTION_DETAILS_KEY, ReviewKind
+from tracetune.sync.review_kinds import DEFAULT_FLAGS, PREDICTION_DETAILS_KEY, ReviewKind
 from tracetune.sync.settings import Settings
 
 CHAT = render_label_config(ReviewKind.CHAT)
@@ -250,3 +252,38 @@ def test_metrics_count_requests_and_embeddings(client: FlaskClient, project: str
     assert metrics["counters"]["embeddings_computed"] > 0
     assert metrics["model_ready"] is True
     assert set(metrics["concept_versions"]) >= {"toxicity", "question"}
+
+
+def test_start_training_and_deleted_annotations_reach_the_concepts(
+    client: FlaskClient, backend: Backend, project: str
+) -> None:
+    refunds = Concept(
+        name="refunds",
+        flag="refunds",
+        reads=Reads.ALL,
+        description="money back",
+        positive=["I want my money back", "Please refund my order"],
+        negative=["How do I add a user?", "The chart is empty"],
+    )
+    backend.concepts.put(refunds)
+    config = render_label_config(ReviewKind.CHAT, flags=[*DEFAULT_FLAGS, "refunds"])
+    # The model predicts "refunds" here; the reviewer leaves it off: negative examples.
+    data = chat_data("t1", "Please refund my last order", "Your money is back in 5 days.")
+    choice: dict[str, list[str]] = {"choices": []}
+    result = [{"from_name": "flags", "to_name": "answer", "type": "choices", "value": choice}]
+    task = {"id": 77, "data": data, "annotations": [{"id": 501, "result": result}]}
+    body = {"annotations": [task], "project": project, "label_config": config}
+
+    trained = client.post("/train", json=body)
+    assert trained.status_code == 200 and trained.json["retraining"] == ["refunds"]
+    learned = backend.concepts.learned_from("refunds", "annotation:501")
+    assert learned and {e.label for e in learned} == {0}
+
+    event = {"action": "ANNOTATIONS_DELETED", "annotations": [{"id": 501}], "project": {"id": 1}}
+    deleted = client.post("/webhook", json=event)
+    assert deleted.json["results"][0] == {"retraining": ["refunds"]}
+    assert backend.concepts.learned_from("refunds", "annotation:501") == []
+    body["annotations"] = [{"id": 1}]
+    assert client.post("/train", json=body).status_code == 422
+    backend.trainer.drain()
+    assert backend.concepts.stored_model("refunds").version >= 2  # trained, then retrained

@@ -72,6 +72,10 @@ class BackgroundTrainer:
     def schedule(self, names: Iterable[str]) -> list[Future[TrainResult]]:
         return [self._executor.submit(self._train, name) for name in sorted(set(names))]
 
+    def drain(self) -> None:
+        """Wait for every training scheduled so far (one thread runs them in order)."""
+        self._executor.submit(lambda: None).result()
+
     def _train(self, name: str) -> TrainResult:
         try:
             return train(self.store, self.embedder, name)
