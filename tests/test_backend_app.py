@@ -275,15 +275,16 @@ def test_start_training_and_deleted_annotations_reach_the_concepts(
     body = {"annotations": [task], "project": project, "label_config": config}
 
     trained = client.post("/train", json=body)
-    assert trained.status_code == 200 and trained.json["retraining"] == ["refunds"]
+    assert trained.status_code == 200 and "refunds" in trained.json["retraining"]
     learned = backend.concepts.learned_from("refunds", "annotation:501")
     assert learned and {e.label for e in learned} == {0}
 
     event = {"action": "ANNOTATIONS_DELETED", "annotations": [{"id": 501}], "project": {"id": 1}}
     deleted = client.post("/webhook", json=event)
-    assert deleted.json["results"][0] == {"retraining": ["refunds"]}
+    assert deleted.json["results"][0] == {"retraining": trained.json["retraining"]}
     assert backend.concepts.learned_from("refunds", "annotation:501") == []
     body["annotations"] = [{"id": 1}]
     assert client.post("/train", json=body).status_code == 422
-    backend.trainer.drain()
-    assert backend.concepts.stored_model("refunds").version >= 2  # trained, then retrained
+    backend.trainer.drain()  # whatever ran when, the model ends on the original examples
+    model = backend.concepts.stored_model("refunds").model
+    assert model is not None and (model.positives, model.negatives) == (2, 2)
