@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     http_retries: int = Field(default=3, ge=0)
     import_batch_size: int = Field(default=2000, ge=1)
 
-    # worker: export, fine-tuning jobs (sync/cli_jobs.py, docs/worker.md)
+    # worker: export, fine-tuning jobs (sync/cli_jobs.py; README "From reviews to fine-tune files")
     tracetune_queue: str = "tracetune"
     tracetune_export_dir: Path | None = None
     tracetune_job_retries: int = Field(default=3, ge=0)
@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     tracetune_auto_export_debounce_s: int = Field(default=60, ge=0)
     tracetune_finetune_model: str = "gpt-4o-mini-2024-07-18"
 
-    # ML backend (backend/, docs/backend.md); BASIC_AUTH_* as Label Studio's ML settings name them
+    # ML backend (backend/, README "The ML backend"); BASIC_AUTH_* named as in Label Studio
     basic_auth_user: str | None = None
     basic_auth_pass: SecretStr | None = None
     tracetune_backend_workers: int = Field(default=2, ge=1)
