@@ -18,16 +18,12 @@ from tracetune.backend.concepts.builtins import builtin_concepts, install_builti
 from tracetune.backend.concepts.scoring import ConceptScorer
 from tracetune.backend.concepts.store import ConceptStore
 from tracetune.backend.concepts.training import BackgroundTrainer, train
-from tracetune.backend.embeddings import Embedder
-from tracetune.backend.predictor import Predictor
+from tracetune.backend.prediction.predictor import Predictor
+from tracetune.backend.vectors.embeddings import Embedder
+from tracetune.sync.redis_client import redis_client
 from tracetune.sync.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def backend_redis(url: str) -> redis.Redis:
-    """A client that fails fast when Redis is down instead of hanging a request."""
-    return redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=30)
 
 
 @dataclass
@@ -42,7 +38,7 @@ class Backend:
 
     @classmethod
     def create(cls, settings: Settings) -> Backend:
-        client = backend_redis(settings.redis_url)
+        client = redis_client(settings.redis_url, check=False)
         embedder = Embedder(
             settings.tracetune_embedding_model, client, settings.tracetune_embedding_batch_size
         )

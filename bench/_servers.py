@@ -10,7 +10,7 @@ from pathlib import Path
 
 from label_studio_sdk import LabelStudio
 
-from tracetune.sync.local_servers import (
+from tracetune.sync.stack.servers import (
     LabelStudioServer,
     RedisServer,
     free_port,

@@ -30,11 +30,11 @@ sys.path[:0] = [str(ROOT / "tests")]
 
 from export_helpers import chat_data, details_result, verdict  # noqa: E402
 
-from tracetune.sync.exporter import ExportRequest, run_export  # noqa: E402
+from tracetune.sync.export.run import ExportRequest, run_export  # noqa: E402
 from tracetune.sync.label_config import render_label_config  # noqa: E402
-from tracetune.sync.local_servers import free_port, start_label_studio  # noqa: E402
 from tracetune.sync.review_kinds import ReviewKind  # noqa: E402
 from tracetune.sync.settings import Settings  # noqa: E402
+from tracetune.sync.stack.servers import free_port, start_label_studio  # noqa: E402
 
 BATCH = 2000
 PAGE = 1000

@@ -25,15 +25,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tracetune.backend.app import create_app
+from tracetune.backend.server.app import create_app
 from tracetune.backend.services import Backend
 from tracetune.backend.signals import Reads
 from tracetune.backend.task_texts import read_task
 from tracetune.sync.conversation import Conversation, Message
 from tracetune.sync.label_config import render_label_config
-from tracetune.sync.local_servers import free_port, start_redis
 from tracetune.sync.review_kinds import ReviewKind
 from tracetune.sync.settings import Settings
+from tracetune.sync.stack.servers import free_port, start_redis
 from tracetune.sync.task_data import conversation_task
 
 TOPICS = ["invoices", "API keys", "webhooks", "single sign-on", "CSV exports", "rate limits",

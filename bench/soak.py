@@ -67,12 +67,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from sync_helpers import qa_run  # noqa: E402
 
-from tracetune.sync.from_langsmith import Skip, convert_run  # noqa: E402
-from tracetune.sync.jobs import enqueue_export  # noqa: E402
-from tracetune.sync.local_servers import free_port, start_label_studio, start_redis  # noqa: E402
-from tracetune.sync.review_kinds import Control, Obj, ReviewKind, Verdict  # noqa: E402
+from tracetune.sync.langsmith.from_langsmith import Skip, convert_run  # noqa: E402
+from tracetune.sync.review_kinds import ReviewKind, Verdict, chat_review_result  # noqa: E402
 from tracetune.sync.settings import Settings  # noqa: E402
+from tracetune.sync.stack.servers import free_port, start_label_studio, start_redis  # noqa: E402
 from tracetune.sync.task_data import conversation_task  # noqa: E402
+from tracetune.sync.worker.jobs import enqueue_export  # noqa: E402
 
 TITLE = "soak: docs assistant"
 QUEUE = "tracetune-soak"
@@ -138,23 +138,8 @@ def review_result(index: int) -> tuple[str, list[dict[str, Any]]]:
     annotation result a reviewer's click produces in the generated chat config."""
     bucket = index % 10
     verdict = Verdict.ACCEPT if bucket < 7 else Verdict.EDIT if bucket < 9 else Verdict.REJECT
-    result: list[dict[str, Any]] = [
-        {
-            "from_name": Control.VERDICT.value,
-            "to_name": Obj.ANSWER.value,
-            "type": "choices",
-            "value": {"choices": [verdict.value]},
-        }
-    ]
-    if verdict is Verdict.EDIT:
-        result.append(
-            {
-                "from_name": Control.CORRECTED_ANSWER.value,
-                "to_name": Obj.ANSWER.value,
-                "type": "textarea",
-                "value": {"text": [f"Go to Admin, then Settings, and follow step {index}."]},
-            }
-        )
+    corrected = f"Go to Admin, then Settings, and follow step {index}."
+    result = chat_review_result(verdict, corrected if verdict is Verdict.EDIT else None)
     decision = {"accept": "accepted", "edit": "edited", "reject": "rejected"}[verdict.value]
     return decision, result
 

@@ -27,15 +27,16 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
 from _servers import label_studio_and_redis  # noqa: E402
 from standins.langsmith_api import LangSmithStandIn  # noqa: E402
 
-from tracetune.sync.from_langsmith import Skip, convert_run  # noqa: E402
+from tracetune.sync.ingest.state import SyncStore  # noqa: E402
+from tracetune.sync.ingest.syncer import run_sync  # noqa: E402
 from tracetune.sync.label_config import render_label_config  # noqa: E402
-from tracetune.sync.label_studio import LabelStudioGateway  # noqa: E402
-from tracetune.sync.langsmith_client import make_client  # noqa: E402
+from tracetune.sync.label_studio.gateway import LabelStudioGateway  # noqa: E402
+from tracetune.sync.langsmith.client import make_client  # noqa: E402
+from tracetune.sync.langsmith.from_langsmith import Skip, convert_run  # noqa: E402
+from tracetune.sync.langsmith.sources import LangSmithApiSource, RunSelection  # noqa: E402
+from tracetune.sync.redis_client import redis_client  # noqa: E402
 from tracetune.sync.review_kinds import ReviewKind  # noqa: E402
 from tracetune.sync.settings import Settings  # noqa: E402
-from tracetune.sync.sources import LangSmithApiSource, RunSelection  # noqa: E402
-from tracetune.sync.sync_state import SyncStore, redis_client  # noqa: E402
-from tracetune.sync.syncer import run_sync  # noqa: E402
 from tracetune.sync.task_data import conversation_task  # noqa: E402
 
 BATCH = 2000

@@ -8,6 +8,7 @@ reads exactly what the generated config declares.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 
 class ReviewKind(StrEnum):
@@ -86,3 +87,22 @@ TEXT_FIELDS: dict[ReviewKind, tuple[str, ...]] = {
 #: as-is. Shape: {"scores": {flag_or_concept: float in [0, 1]}, "cluster_id": str | None,
 #: "nearest_task_id": int | None, "pii_types": [str], "language": str | None}.
 PREDICTION_DETAILS_KEY = "tracetune"
+
+
+def choices_result(control: Control, values: list[str], to: Obj = Obj.ANSWER) -> dict[str, Any]:
+    """One `choices` annotation result, as Label Studio stores a reviewer's click."""
+    return {"from_name": control.value, "to_name": to.value, "type": "choices",
+            "value": {"choices": values}}  # fmt: skip
+
+
+def chat_review_result(
+    verdict: Verdict, corrected: str | None = None, flags: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """The annotation result of a chat review: a verdict, an edited answer, flags."""
+    result = [choices_result(Control.VERDICT, [verdict.value])]
+    if corrected is not None:
+        result.append({"from_name": Control.CORRECTED_ANSWER.value, "to_name": Obj.ANSWER.value,
+                       "type": "textarea", "value": {"text": [corrected]}})  # fmt: skip
+    if flags:
+        result.append(choices_result(Control.FLAGS, flags))
+    return result

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from export_helpers import annotation, chat_data, task, verdict
 
-from tracetune.sync.exporter import ExportRequest, export_tasks
-from tracetune.sync.jobs import record_export
+from tracetune.sync.export.run import ExportRequest, export_tasks
 from tracetune.sync.settings import Settings
+from tracetune.sync.worker.jobs import record_export
 
 
 def recorded_export(tmp_path: Path, redis_url: str, reviewed: int, export_id: str) -> Path:

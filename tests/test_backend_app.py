@@ -11,9 +11,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from plugins.backend_server import chat_data, pair_data, rag_data
 
-from tracetune.backend.app import create_app
 from tracetune.backend.cache import key
 from tracetune.backend.concepts.store import Concept
+from tracetune.backend.server.app import create_app
+from tracetune.backend.server.webhooks import WebhookPlugin
 from tracetune.backend.services import Backend
 from tracetune.backend.signals import Reads
 from tracetune.sync.label_config import render_label_config
@@ -232,14 +233,15 @@ def test_basic_auth_when_configured(backend: Backend) -> None:
         assert client.get("/health", auth=("ls", "s3cret")).status_code == 200
 
 
-def test_other_parts_plug_handlers_into_the_webhook_dispatcher(
-    app: Flask, client: FlaskClient
-) -> None:
+def test_other_parts_plug_handlers_into_the_webhook_dispatcher(backend: Backend) -> None:
     seen: list[str] = []
-    app.extensions["tracetune_webhooks"].register(
-        ["TASKS_CREATED"], lambda payload: seen.append(payload["action"]) or {"seen": True}
+    plugin = WebhookPlugin(
+        frozenset({"TASKS_CREATED"}),
+        lambda settings: lambda payload: seen.append(payload["action"]) or {"seen": True},
     )
-    response = client.post("/webhook", json={"action": "TASKS_CREATED", "tasks": []})
+    app = create_app(backend.settings, backend=backend, warm_up=False, plugins=[plugin])
+    with app.test_client() as client:
+        response = client.post("/webhook", json={"action": "TASKS_CREATED", "tasks": []})
     assert response.json == {"action": "TASKS_CREATED", "status": "ok", "results": [{"seen": True}]}
     assert seen == ["TASKS_CREATED"]
 

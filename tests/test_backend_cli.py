@@ -13,8 +13,8 @@ from label_studio_sdk import LabelStudio
 from plugins.backend_server import chat_data
 
 from tracetune.sync.label_config import render_label_config
-from tracetune.sync.local_servers import LabelStudioServer, RedisServer
 from tracetune.sync.review_kinds import ReviewKind
+from tracetune.sync.stack.servers import LabelStudioServer, RedisServer
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ from tracetune.backend.concepts.builtins import builtin_concepts
 from tracetune.backend.concepts.learning import learn_from_annotation
 from tracetune.backend.concepts.store import Concept, Example
 from tracetune.backend.concepts.training import train
-from tracetune.backend.embeddings import Embedder
 from tracetune.backend.services import Backend
 from tracetune.backend.signals import Reads
 from tracetune.backend.task_texts import read_task
+from tracetune.backend.vectors.embeddings import Embedder
 from tracetune.sync.errors import InvalidInputError
 from tracetune.sync.review_kinds import DEFAULT_FLAGS, ReviewKind
 

@@ -20,8 +20,8 @@ from label_studio_sdk import LabelStudio
 from plugins.backend_server import BackendServer, chat_data
 
 from tracetune.sync.label_config import flag_choices, render_label_config
-from tracetune.sync.local_servers import LabelStudioServer
 from tracetune.sync.review_kinds import PREDICTION_DETAILS_KEY, ReviewKind
+from tracetune.sync.stack.servers import LabelStudioServer
 
 pytestmark = pytest.mark.integration
 

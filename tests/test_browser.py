@@ -35,7 +35,7 @@ from plugins.backend_server import BackendServer
 from sync_helpers import qa_run, write_jsonl
 
 from tracetune.sync.label_config import flag_choices
-from tracetune.sync.local_servers import LabelStudioServer
+from tracetune.sync.stack.servers import LabelStudioServer
 
 pytestmark = pytest.mark.e2e
 

@@ -99,7 +99,7 @@ def test_every_tracetune_command_it_runs_exists_with_those_options(service: str)
 
 
 def test_label_studio_can_reach_the_backend_but_keeps_ssrf_protection() -> None:
-    from tracetune.sync.local_servers import ssrf_settings
+    from tracetune.sync.stack.servers import ssrf_settings
 
     environment = _compose()["services"]["label-studio"]["environment"]
     expected = ssrf_settings("172.16.0.0/12")

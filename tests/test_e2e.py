@@ -26,8 +26,13 @@ from plugins.rq_worker import wait_for_job
 from standins.langsmith_api import LangSmithStandIn
 from worker_env import tracetune, worker_env
 
-from tracetune.sync.local_servers import LabelStudioServer
-from tracetune.sync.review_kinds import PREDICTION_DETAILS_KEY, Control, Obj
+from tracetune.sync.review_kinds import (
+    PREDICTION_DETAILS_KEY,
+    Control,
+    Verdict,
+    chat_review_result,
+)
+from tracetune.sync.stack.servers import LabelStudioServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -71,34 +76,21 @@ def _trace_docs_assistant(standin: LangSmithStandIn, project: str) -> dict[str, 
     return run_ids
 
 
-def _choices(control: Control, values: list[str]) -> dict[str, Any]:
-    return {
-        "from_name": control.value,
-        "to_name": Obj.ANSWER.value,
-        "type": "choices",
-        "value": {"choices": values},
-    }
-
-
 def _review(client: LabelStudio, tasks: dict[str, Any]) -> None:
     """Reviewers at work: accept, edit, reject, skip, and a toxicity flag on the rude one."""
     for question, task in tasks.items():
         if question == SKIPPED:
             client.annotations.create(id=task.id, result=[], was_cancelled=True)
             continue
-        verdict = "accept" if question in ACCEPTED else "edit" if question in EDITED else "reject"
-        result = [_choices(Control.VERDICT, [verdict])]
-        if question in EDITED:
-            result.append(
-                {
-                    "from_name": Control.CORRECTED_ANSWER.value,
-                    "to_name": Obj.ANSWER.value,
-                    "type": "textarea",
-                    "value": {"text": [EDITED[question]]},
-                }
-            )
-        if question == TOXIC:
-            result.append(_choices(Control.FLAGS, ["toxicity"]))
+        verdict = (
+            Verdict.ACCEPT
+            if question in ACCEPTED
+            else Verdict.EDIT
+            if question in EDITED
+            else Verdict.REJECT
+        )
+        flags = ["toxicity"] if question == TOXIC else None
+        result = chat_review_result(verdict, EDITED.get(question), flags)
         client.annotations.create(id=task.id, result=result)
 
 

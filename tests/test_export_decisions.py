@@ -14,15 +14,15 @@ from export_helpers import (
 )
 
 from tracetune.sync.errors import InvalidInputError
-from tracetune.sync.export_filters import (
+from tracetune.sync.export.decisions import Decision, Rule, decide
+from tracetune.sync.export.examples import build_examples
+from tracetune.sync.export.filters import (
     ExportFilters,
     FeedbackRule,
     PiiPolicy,
     apply_filters,
     parse_max_scores,
 )
-from tracetune.sync.review_decisions import Decision, Rule, decide
-from tracetune.sync.training_examples import build_examples
 
 
 def _chat(task_id: int, *annotations: dict, answer: str = "Open Settings.", **kw: object) -> dict:

@@ -18,13 +18,13 @@ from export_helpers import (
 )
 
 from tracetune.sync.conversation import Message, ToolCall
-from tracetune.sync.export_writer import ExportFolder, atomic_write, split_of
-from tracetune.sync.exporter import ExportRequest, export_tasks
-from tracetune.sync.finetune_validation import token_limit_for, validate_records
-from tracetune.sync.to_openai import preference_line, sft_line
-from tracetune.sync.to_trl import preference_row, sft_row
+from tracetune.sync.export.examples import Lineage, PreferenceExample, SftExample
+from tracetune.sync.export.run import ExportRequest, export_tasks
+from tracetune.sync.export.to_openai import preference_line, sft_line
+from tracetune.sync.export.to_trl import preference_row, sft_row
+from tracetune.sync.export.validation import token_limit_for, validate_records
+from tracetune.sync.export.writer import ExportFolder, atomic_write, split_of
 from tracetune.sync.token_count import ESTIMATE_RULE, TokenCounter, token_counter
-from tracetune.sync.training_examples import Lineage, PreferenceExample, SftExample
 
 LINEAGE = Lineage(task_id=1, annotation_id=2, run_ids=("r",), decision="accepted", rule="single")
 

@@ -12,10 +12,10 @@ from export_projects import SYSTEM, build_chat_project, build_preference_project
 from label_studio_sdk import LabelStudio
 
 from tracetune.sync.errors import NotFoundError
-from tracetune.sync.export_filters import ExportFilters, PiiPolicy
-from tracetune.sync.exporter import ExportRequest, run_export
-from tracetune.sync.local_servers import LabelStudioServer
+from tracetune.sync.export.filters import ExportFilters, PiiPolicy
+from tracetune.sync.export.run import ExportRequest, run_export
 from tracetune.sync.settings import Settings
+from tracetune.sync.stack.servers import LabelStudioServer
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import pytest
 from finetune_exports import recorded_export
 from worker_env import tracetune, worker_env
 
-from tracetune.sync.job_records import FineTuneRecord
+from tracetune.sync.finetune.records import FineTuneRecord
 
 pytestmark = pytest.mark.integration
 

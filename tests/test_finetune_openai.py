@@ -14,7 +14,7 @@ from plugins.rq_worker import wait_for_job
 from rq.job import JobStatus
 from worker_env import tracetune, worker_env
 
-from tracetune.sync.job_records import FineTuneRecord, JobRecords
+from tracetune.sync.finetune.records import FineTuneRecord, FineTuneRecords
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ def _env(tmp_path: Path, redis_url: str, api: OpenAIStandin) -> dict[str, str]:
 
 
 def _wait_for_record(redis_url: str, record_id: str, timeout_s: float = 60) -> FineTuneRecord:
-    records = JobRecords(redis.Redis.from_url(redis_url))
+    records = FineTuneRecords(redis.Redis.from_url(redis_url))
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         record = records.get(record_id)

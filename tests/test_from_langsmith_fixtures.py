@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from tracetune.sync.ingest.syncer import SyncPlan, plan_sync
+from tracetune.sync.langsmith.sources import BUNDLED_SAMPLE, RunFileSource
 from tracetune.sync.review_kinds import ReviewKind
-from tracetune.sync.sources import BUNDLED_SAMPLE, RunFileSource
-from tracetune.sync.syncer import SyncPlan, plan_sync
 
 RUNS = Path(__file__).parent / "fixtures" / "runs"
 

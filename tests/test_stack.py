@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tracetune.sync.local_servers import free_port
-from tracetune.sync.stack import StackState, pid_alive
+from tracetune.sync.stack.local_stack import StackState, pid_alive
+from tracetune.sync.stack.servers import free_port
 
 TRACETUNE = str(Path(".venv/bin/tracetune").resolve())
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sync_helpers import cli_env, qa_run, write_jsonl
 
-from tracetune.sync.local_servers import LabelStudioServer, free_port
+from tracetune.sync.stack.servers import LabelStudioServer, free_port
 
 TRACETUNE = str(Path(".venv/bin/tracetune").resolve())
 

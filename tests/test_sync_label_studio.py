@@ -10,14 +10,15 @@ import pytest
 from label_studio_sdk import LabelStudio
 from sync_helpers import qa_run, write_jsonl
 
+from tracetune.sync.ingest.state import SyncStore
+from tracetune.sync.ingest.syncer import run_sync
 from tracetune.sync.label_config import kind_of_config
-from tracetune.sync.label_studio import LabelStudioGateway
-from tracetune.sync.local_servers import LabelStudioServer
+from tracetune.sync.label_studio.gateway import LabelStudioGateway
+from tracetune.sync.langsmith.sources import RunFileSource
+from tracetune.sync.redis_client import redis_client
 from tracetune.sync.review_kinds import ReviewKind
 from tracetune.sync.settings import Settings
-from tracetune.sync.sources import RunFileSource
-from tracetune.sync.sync_state import SyncStore, redis_client
-from tracetune.sync.syncer import run_sync
+from tracetune.sync.stack.servers import LabelStudioServer
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from label_studio_sdk import LabelStudio
 from langsmith import traceable
 from standins.langsmith_api import LangSmithStandIn
 
-from tracetune.sync.local_servers import LabelStudioServer, free_port
+from tracetune.sync.stack.servers import LabelStudioServer, free_port
 
 TRACETUNE = str(Path(".venv/bin/tracetune").resolve())
 

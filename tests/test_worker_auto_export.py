@@ -15,10 +15,10 @@ from rq.job import JobStatus
 from rq.registry import ScheduledJobRegistry
 from worker_env import worker_env
 
-from tracetune.sync.auto_export import on_annotation_event
-from tracetune.sync.job_records import JobRecords
-from tracetune.sync.local_servers import LabelStudioServer
+from tracetune.sync.export.records import ExportRecords
 from tracetune.sync.settings import Settings
+from tracetune.sync.stack.servers import LabelStudioServer
+from tracetune.sync.worker.auto_export import on_annotation_event
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +86,7 @@ def test_the_scheduled_export_runs_and_the_next_burst_schedules_another(
     job = wait_for_job(redis_url, export_id, timeout_s=120)
 
     assert job.get_status() == JobStatus.FINISHED, job.meta
-    record = JobRecords(client).export(export_id)
+    record = ExportRecords(client).get(export_id)
     assert (record.project_id, record.project_title) == (project.id, project_title)
     assert Path(record.path, "openai_sft.train.jsonl").exists()
     second = [on_annotation_event(client, _event(project.id, t), settings) for t in task_ids[:3]]

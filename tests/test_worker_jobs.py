@@ -17,9 +17,9 @@ from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from worker_env import tracetune, worker_env
 
-from tracetune.sync.exporter import ExportRequest, run_export
-from tracetune.sync.local_servers import LabelStudioServer, free_port, start_redis
+from tracetune.sync.export.run import ExportRequest, run_export
 from tracetune.sync.settings import Settings
+from tracetune.sync.stack.servers import LabelStudioServer, free_port, start_redis
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from tracetune.backend.concepts.scoring import ConceptScorer
 from tracetune.backend.concepts.store import Concept, ConceptStore, Example
-from tracetune.backend.embeddings import Embedder
 from tracetune.backend.task_texts import TaskTexts
+from tracetune.backend.vectors.embeddings import Embedder
 from tracetune.sync.errors import InvalidInputError
 from tracetune.sync.review_kinds import Control
 

@@ -12,7 +12,7 @@ import numpy as np
 from tracetune.backend.concepts.model import ConceptModel
 from tracetune.backend.concepts.store import ConceptStore
 from tracetune.backend.concepts.training import fitted_with, train
-from tracetune.backend.embeddings import Embedder
+from tracetune.backend.vectors.embeddings import Embedder
 
 
 class ConceptScorer:

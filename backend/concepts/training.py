@@ -16,7 +16,7 @@ import numpy as np
 
 from tracetune.backend.concepts import model as concept_model
 from tracetune.backend.concepts.store import ConceptStore, Example, examples_digest
-from tracetune.backend.embeddings import Embedder
+from tracetune.backend.vectors.embeddings import Embedder
 
 log = logging.getLogger(__name__)
 

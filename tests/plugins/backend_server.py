@@ -21,9 +21,9 @@ import pytest
 
 from tracetune.backend.services import Backend
 from tracetune.sync.conversation import ContextDoc, Conversation, Message
-from tracetune.sync.local_servers import RedisServer, free_port, wait_until
 from tracetune.sync.review_kinds import ReviewKind
 from tracetune.sync.settings import Settings
+from tracetune.sync.stack.servers import RedisServer, free_port, wait_until
 from tracetune.sync.task_data import conversation_task, pair_task
 
 #: The backend's Redis database: other tests flush everything between tests, which the

@@ -11,7 +11,7 @@ import pytest
 from standins.openai_api import OpenAIState, create_app
 from werkzeug.serving import make_server
 
-from tracetune.sync.local_servers import free_port
+from tracetune.sync.stack.servers import free_port
 
 
 @dataclass

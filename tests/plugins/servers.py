@@ -9,7 +9,7 @@ import pytest
 import redis
 from label_studio_sdk import LabelStudio
 
-from tracetune.sync.local_servers import (
+from tracetune.sync.stack.servers import (
     LabelStudioServer,
     RedisServer,
     free_port,

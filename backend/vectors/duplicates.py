@@ -1,0 +1,340 @@
+"""Near-duplicates across a whole project: MinHash LSH and embedding similarity, in Redis.
+
+Every task is indexed when it is predicted, by whichever backend process handles it, so a task
+predicted today finds its twin predicted last week in another request. Two MinHash signatures
+per task (the prompt, and the whole conversation) go into LSH bands (16 bands of 8 rows:
+candidates from Jaccard ~0.7, almost all pairs above 0.8 found); candidates are confirmed with
+the signatures' estimated Jaccard. Semantic near-duplicates compare task vectors (the mean of
+the task's text embeddings) by cosine.
+
+Every task gets a cluster id: its own (`c<task id>`) unless it duplicates a task already
+indexed, whose cluster it then joins. A cluster is therefore stable once given: predicting a
+task again keeps it, and a later twin joins the earlier task's cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+import redis
+from datasketch import MinHash
+
+from tracetune.backend.cache import content_hash, key
+
+if TYPE_CHECKING:
+    from tracetune.backend.vectors.embeddings import Embedder
+
+NUM_PERM = 128
+BANDS = 16
+ROWS = 8
+SHINGLE_WORDS = 3
+KINDS = ("prompt", "conversation")
+_WORD = re.compile(r"\w+")
+
+
+@lru_cache(maxsize=1)
+def _template() -> MinHash:
+    return MinHash(num_perm=NUM_PERM, seed=1)
+
+
+def shingles(text: str) -> set[bytes]:
+    """Word 3-grams of the lower-cased words (the words joined, for shorter texts)."""
+    words = _WORD.findall(text.lower())
+    if len(words) < SHINGLE_WORDS:
+        return {" ".join(words).encode()} if words else set()
+    return {
+        " ".join(words[i : i + SHINGLE_WORDS]).encode()
+        for i in range(len(words) - SHINGLE_WORDS + 1)
+    }
+
+
+def minhash(text: str) -> np.ndarray | None:
+    """The text's signature, or None for a text without words."""
+    grams = shingles(text)
+    if not grams:
+        return None
+    template = _template()
+    sketch = MinHash(num_perm=NUM_PERM, permutations=template.permutations, scheme=template.scheme)
+    sketch.update_batch(list(grams))
+    return np.asarray(sketch.hashvalues, dtype=np.uint32)
+
+
+def signatures(client: redis.Redis, texts: Sequence[str]) -> list[np.ndarray | None]:
+    """Signatures of `texts`, cached in Redis by content hash (an empty bytes value: no words)."""
+    hashes = [content_hash(t) for t in texts]
+    unique = list(dict.fromkeys(hashes))
+    keys = [key("minhash", NUM_PERM, h) for h in unique]
+    stored = client.mget(keys) if keys else []
+    found: dict[str, np.ndarray | None] = {}
+    for h, raw in zip(unique, stored, strict=True):
+        if raw is not None:
+            found[h] = np.frombuffer(cast(bytes, raw), dtype=np.uint32) if raw else None
+    missing = [h for h in unique if h not in found]
+    if missing:
+        text_of = dict(zip(hashes, texts, strict=True))
+        computed = {h: minhash(text_of[h]) for h in missing}
+        found.update(computed)
+        client.mset(
+            {
+                key("minhash", NUM_PERM, h): b"" if value is None else value.tobytes()
+                for h, value in computed.items()
+            }
+        )
+    return [found[h] for h in hashes]
+
+
+def _band_keys(signature: np.ndarray) -> list[str]:
+    """One bucket name per band: the band number and a hash of its rows."""
+    names = []
+    for band in range(BANDS):
+        rows = signature[band * ROWS : (band + 1) * ROWS].tobytes()
+        names.append(f"{band}:{hashlib.blake2b(rows, digest_size=8).hexdigest()}")
+    return names
+
+
+#: Adds ARGV[i] to the set KEYS[i], for all i, in one round trip (a batch touches ~32 buckets
+#: per task).
+_ADD_TO_BUCKETS = """
+for i, name in ipairs(KEYS) do
+  redis.call('SADD', name, ARGV[i])
+end
+return #KEYS
+"""
+
+
+@dataclass
+class IndexItem:
+    """One task to index: its signatures per kind and its vector."""
+
+    task_id: int
+    signatures: dict[str, np.ndarray | None]
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class DuplicateMatch:
+    cluster_id: str
+    is_duplicate: bool
+    score: float
+    nearest_task_id: int | None
+    nearest_similarity: float
+    duplicate_of: tuple[int, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cluster_id": self.cluster_id,
+            "is_duplicate": self.is_duplicate,
+            "score": round(self.score, 4),
+            "nearest_task_id": self.nearest_task_id,
+            "nearest_similarity": round(self.nearest_similarity, 4),
+            "duplicate_of": list(self.duplicate_of),
+        }
+
+
+class DuplicateIndex:
+    """The near-duplicate index of one project (or one ad hoc run) in Redis."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        scope: str,
+        jaccard_threshold: float = 0.8,
+        cosine_threshold: float = 0.95,
+    ) -> None:
+        self.client = client
+        self.scope = scope
+        self.jaccard_threshold = jaccard_threshold
+        self.cosine_threshold = cosine_threshold
+
+    def _key(self, *parts: str | int) -> str:
+        return key("index", self.scope, *parts)
+
+    def vectors(self) -> dict[int, np.ndarray]:
+        """Every indexed task's vector (also what semantic search reads)."""
+        raw = cast(dict[bytes, bytes], self.client.hgetall(self._key("vectors")))
+        return {int(k): np.frombuffer(v, dtype=np.float32) for k, v in raw.items()}
+
+    def add_and_match(self, items: Sequence[IndexItem]) -> list[DuplicateMatch]:
+        """Match each item against the project and the batch, then index the batch.
+
+        Items are handled in task-id order, so which task starts a cluster does not depend on
+        how Label Studio batched the requests.
+        """
+        ordered = sorted(items, key=lambda item: item.task_id)
+        batch_ids = {item.task_id for item in ordered}
+        candidates = self._stored_candidates(ordered)
+        in_batch = self._batch_candidates(ordered)
+        for task_id, found in in_batch.items():
+            candidates[task_id] |= found
+        stored_signatures = self._stored_signatures(
+            {c for found in candidates.values() for c in found} - batch_ids
+        )
+        for item in ordered:
+            for kind, signature in item.signatures.items():
+                stored_signatures[kind][item.task_id] = signature
+        vectors = self.vectors()
+        vectors.update({item.task_id: item.vector for item in ordered})
+        ids = np.array(list(vectors), dtype=np.int64)
+        matrix = np.stack(list(vectors.values())) if vectors else np.zeros((0, 1), np.float32)
+        raw_clusters = cast(dict[bytes, bytes], self.client.hgetall(self._key("clusters")))
+        clusters = {int(t): c.decode() for t, c in raw_clusters.items()}
+
+        matches: dict[int, DuplicateMatch] = {}
+        for item in ordered:
+            match = self._match(item, candidates[item.task_id], stored_signatures, ids, matrix)
+            cluster = clusters.get(item.task_id)
+            if cluster is None:
+                owners = [t for t in match.duplicate_of if clusters.get(t)]
+                cluster = clusters[owners[0]] if owners else f"c{item.task_id}"
+                clusters[item.task_id] = cluster
+            matches[item.task_id] = replace(match, cluster_id=cluster)
+        self._store(ordered, clusters)
+        return [matches[item.task_id] for item in items]
+
+    def _stored_candidates(self, items: Sequence[IndexItem]) -> dict[int, set[int]]:
+        pipe = self.client.pipeline(transaction=False)
+        asked: list[int] = []
+        for item in items:
+            for kind, signature in item.signatures.items():
+                if signature is not None:
+                    pipe.sunion([self._key("lsh", kind, band) for band in _band_keys(signature)])
+                    asked.append(item.task_id)
+        found: dict[int, set[int]] = defaultdict(set)
+        for task_id, members in zip(asked, pipe.execute(), strict=True):
+            found[task_id].update(int(m) for m in members)
+            found[task_id].discard(task_id)
+        return found
+
+    @staticmethod
+    def _batch_candidates(items: Sequence[IndexItem]) -> dict[int, set[int]]:
+        buckets: dict[tuple[str, str], set[int]] = defaultdict(set)
+        for item in items:
+            for kind, signature in item.signatures.items():
+                if signature is not None:
+                    for band in _band_keys(signature):
+                        buckets[(kind, band)].add(item.task_id)
+        found: dict[int, set[int]] = defaultdict(set)
+        for members in buckets.values():
+            for task_id in members:
+                found[task_id] |= members - {task_id}
+        return found
+
+    def _stored_signatures(self, task_ids: set[int]) -> dict[str, dict[int, np.ndarray | None]]:
+        ordered = sorted(task_ids)
+        result: dict[str, dict[int, np.ndarray | None]] = {kind: {} for kind in KINDS}
+        if not ordered:
+            return result
+        pipe = self.client.pipeline(transaction=False)
+        for kind in KINDS:
+            pipe.hmget(self._key("signatures", kind), ordered)
+        for kind, values in zip(KINDS, pipe.execute(), strict=True):
+            for task_id, raw in zip(ordered, values, strict=True):
+                if raw:
+                    result[kind][task_id] = np.frombuffer(raw, dtype=np.uint32)
+        return result
+
+    def _match(
+        self,
+        item: IndexItem,
+        candidates: set[int],
+        signatures: dict[str, dict[int, np.ndarray | None]],
+        ids: np.ndarray,
+        matrix: np.ndarray,
+    ) -> DuplicateMatch:
+        best_jaccard: dict[int, float] = {}
+        for kind, signature in item.signatures.items():
+            if signature is None:
+                continue
+            known = {o: s for o in candidates if (s := signatures[kind].get(o)) is not None}
+            if not known:
+                continue
+            others = list(known)
+            theirs = np.stack(list(known.values()))
+            for other, similarity in zip(others, (theirs == signature).mean(axis=1), strict=True):
+                best_jaccard[other] = max(best_jaccard.get(other, 0.0), float(similarity))
+        similarities = matrix @ item.vector if len(ids) else np.zeros(0, np.float32)
+        similarities = np.where(ids == item.task_id, -np.inf, similarities)
+        nearest, nearest_similarity = None, 0.0
+        if len(ids) > 1:
+            position = int(np.argmax(similarities))
+            nearest, nearest_similarity = int(ids[position]), float(similarities[position])
+        duplicates = {t: s for t, s in best_jaccard.items() if s >= self.jaccard_threshold}
+        for position in np.flatnonzero(similarities >= self.cosine_threshold):
+            other = int(ids[position])
+            duplicates[other] = max(duplicates.get(other, 0.0), float(similarities[position]))
+        score = max([nearest_similarity, *best_jaccard.values()], default=0.0)
+        ranked = tuple(sorted(duplicates, key=lambda t: (-duplicates[t], t)))
+        return DuplicateMatch(
+            cluster_id="",  # given by add_and_match, which knows the clusters
+            is_duplicate=bool(ranked),
+            score=max(0.0, min(1.0, score)),
+            nearest_task_id=nearest,
+            nearest_similarity=nearest_similarity,
+            duplicate_of=ranked,
+        )
+
+    def _store(self, items: Sequence[IndexItem], clusters: dict[int, str]) -> None:
+        """Write the batch: LSH buckets in one script call, each hash in one HSET."""
+        known = self._stored_signatures({item.task_id for item in items})
+        bucket_keys: list[str] = []
+        bucket_ids: list[int] = []
+        signatures: dict[str, dict[str, bytes]] = defaultdict(dict)
+        pipe = self.client.pipeline(transaction=False)
+        for item in items:
+            for kind, signature in item.signatures.items():
+                previous = known[kind].get(item.task_id)
+                if signature is None or (
+                    previous is not None and np.array_equal(previous, signature)
+                ):
+                    continue
+                if previous is not None:
+                    for band in _band_keys(previous):
+                        pipe.srem(self._key("lsh", kind, band), item.task_id)
+                for band in _band_keys(signature):
+                    bucket_keys.append(self._key("lsh", kind, band))
+                    bucket_ids.append(item.task_id)
+                signatures[kind][str(item.task_id)] = signature.tobytes()
+        if bucket_keys:
+            pipe.eval(_ADD_TO_BUCKETS, len(bucket_keys), *bucket_keys, *bucket_ids)
+        for kind, mapping in signatures.items():
+            pipe.hset(self._key("signatures", kind), mapping=mapping)  # type: ignore[arg-type]
+        vectors = {str(item.task_id): item.vector.tobytes() for item in items}
+        pipe.hset(self._key("vectors"), mapping=vectors)  # type: ignore[arg-type]
+        ids = {str(item.task_id): clusters[item.task_id] for item in items}
+        pipe.hset(self._key("clusters"), mapping=ids)  # type: ignore[arg-type]
+        pipe.execute()
+
+    def drop(self) -> None:
+        """Delete this index (ad hoc runs clean up after themselves)."""
+        for found in self.client.scan_iter(match=self._key("*"), count=1000):
+            self.client.delete(found)
+
+
+def find_near_duplicates(
+    client: redis.Redis,
+    embedder: Embedder,
+    texts: Sequence[str],
+    jaccard_threshold: float,
+    cosine_threshold: float,
+) -> list[DuplicateMatch]:
+    """Near-duplicates among `texts` alone (ids are 1-based positions), for the CLI."""
+    index = DuplicateIndex(client, f"adhoc:{uuid.uuid4().hex}", jaccard_threshold, cosine_threshold)
+    try:
+        vectors = embedder.embed(texts)
+        items = [
+            IndexItem(position, {"conversation": signature}, vector)
+            for position, (signature, vector) in enumerate(
+                zip(signatures(client, texts), vectors, strict=True), start=1
+            )
+        ]
+        return index.add_and_match(items)
+    finally:
+        index.drop()

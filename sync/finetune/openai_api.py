@@ -1,0 +1,157 @@
+"""The `openai` provider: upload files, create the fine-tuning job, poll it, cancel it.
+
+Works against any OpenAI-compatible base URL (`OPENAI_BASE_URL`). Files are validated against
+OpenAI's data rules before the first byte is uploaded; an invalid file fails the job with the
+validation summary and nothing is sent. Each step is saved on the record, so a start retried
+after a crash reuses the uploads and the created job instead of duplicating them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import openai
+
+from tracetune.sync.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    InvalidInputError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
+from tracetune.sync.export.validation import token_limit_for, validate_file
+from tracetune.sync.export.writer import FileKind
+from tracetune.sync.finetune.records import FineTuneRecord, FineTuneRecords
+from tracetune.sync.settings import Settings
+from tracetune.sync.token_count import encoding_name_for, token_counter
+
+T = TypeVar("T")
+
+#: Hyperparameters OpenAI accepts per method; anything else is refused before upload.
+HYPERPARAMETERS = {
+    "sft": {"n_epochs", "batch_size", "learning_rate_multiplier"},
+    "dpo": {"n_epochs", "batch_size", "learning_rate_multiplier", "beta"},
+}
+
+
+@contextmanager
+def openai_errors(url: str) -> Iterator[None]:
+    """OpenAI SDK failures → our errors; connection trouble and 5xx/429 are transient."""
+    try:
+        yield
+    except openai.APIConnectionError as exc:
+        raise ServiceUnavailableError(f"cannot reach the OpenAI API at {url}: {exc}") from exc
+    except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+        raise AuthenticationError(f"the OpenAI API at {url} refused the key: {exc}") from exc
+    except openai.NotFoundError as exc:
+        raise NotFoundError(f"OpenAI API at {url}: not found: {exc}") from exc
+    except (openai.RateLimitError, openai.InternalServerError) as exc:
+        raise ServiceUnavailableError(f"the OpenAI API at {url} failed: {exc}") from exc
+    except openai.APIStatusError as exc:
+        raise InvalidInputError(f"the OpenAI API at {url} rejected the request: {exc}") from exc
+
+
+class OpenAIProvider:
+    def __init__(self, settings: Settings, records: FineTuneRecords) -> None:
+        key = settings.secret("openai_api_key")
+        if not key:
+            raise ConfigurationError("OPENAI_API_KEY is not set")
+        self.records = records
+        self.client = openai.OpenAI(
+            api_key=key,
+            base_url=settings.openai_base_url,
+            timeout=settings.http_timeout_s,
+            max_retries=settings.http_retries,
+        )
+        self.url = str(self.client.base_url)
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        with openai_errors(self.url):
+            return fn()
+
+    def validate(self, record: FineTuneRecord) -> None:
+        """Refuse files that break OpenAI's rules, naming the first problems."""
+        unknown = set(record.hyperparameters) - HYPERPARAMETERS[record.method]
+        if unknown:
+            raise InvalidInputError(
+                f"hyperparameters {sorted(unknown)} are not accepted for {record.method}"
+            )
+        counter = token_counter(encoding_name_for(record.model))
+        kind: FileKind = "sft" if record.method == "sft" else "preference"
+        for split, path in sorted(record.files.items()):
+            report = validate_file(
+                Path(path),
+                kind,
+                counter,
+                max_tokens=token_limit_for(record.model),
+                min_examples=10 if split == "train" else 1,
+            )
+            if not report.ok:
+                raise InvalidInputError(f"validation failed, nothing uploaded: {report.summary()}")
+
+    def _upload(self, record: FineTuneRecord, split: str) -> str:
+        if split in record.provider_files:
+            return record.provider_files[split]
+        path = Path(record.files[split])
+        with path.open("rb") as handle:
+            uploaded = self._call(
+                lambda: self.client.files.create(file=(path.name, handle), purpose="fine-tune")
+            )
+        record.provider_files[split] = uploaded.id
+        self.records.save(record)
+        return uploaded.id
+
+    def start(self, record: FineTuneRecord) -> FineTuneRecord:
+        if record.provider_job_id:
+            return self.refresh(record)
+        self.validate(record)
+        training = self._upload(record, "train")
+        validation = self._upload(record, "validation") if "validation" in record.files else None
+        method_type = "supervised" if record.method == "sft" else "dpo"
+        method: Any = {
+            "type": method_type,
+            method_type: {"hyperparameters": dict(record.hyperparameters)},
+        }
+        options: dict[str, Any] = {"model": record.model, "training_file": training}
+        if validation:
+            options["validation_file"] = validation
+        if record.suffix:
+            options["suffix"] = record.suffix
+        job = self._call(
+            lambda: self.client.fine_tuning.jobs.create(
+                method=method, metadata={"tracetune_job": record.id}, **options
+            )
+        )
+        record.provider_job_id = job.id
+        record.status = job.status
+        record.events.append(f"created {job.id} on {self.url}")
+        return self.records.save(record)
+
+    def refresh(self, record: FineTuneRecord) -> FineTuneRecord:
+        if not record.provider_job_id:
+            return record
+        job_id = record.provider_job_id
+        job = self._call(lambda: self.client.fine_tuning.jobs.retrieve(job_id))
+        events = self._call(
+            lambda: list(self.client.fine_tuning.jobs.list_events(job_id, limit=20))
+        )
+        record.status = job.status
+        record.fine_tuned_model = job.fine_tuned_model
+        if job.error is not None and job.error.message:
+            record.error = job.error.message
+        if job.trained_tokens:
+            record.metrics["trained_tokens"] = job.trained_tokens
+        record.events = [event.message for event in sorted(events, key=lambda e: e.created_at)]
+        return self.records.save(record)
+
+    def cancel(self, record: FineTuneRecord) -> FineTuneRecord:
+        if not record.provider_job_id:
+            record.status = "cancelled"
+            return self.records.save(record)
+        job_id = record.provider_job_id
+        job = self._call(lambda: self.client.fine_tuning.jobs.cancel(job_id))
+        record.status = job.status
+        return self.records.save(record)

@@ -1,0 +1,146 @@
+"""The Label Studio edge: every SDK call the sync makes, with errors mapped to ours.
+
+Tasks are keyed by `data.run_id`; Label Studio is the truth about which runs are imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import httpx
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+
+from tracetune.sync.errors import (
+    AuthenticationError,
+    InvalidInputError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
+from tracetune.sync.settings import Settings
+
+T = TypeVar("T")
+
+
+@contextmanager
+def label_studio_errors(url: str) -> Iterator[None]:
+    """Turn SDK and transport failures into one-line, actionable errors."""
+    try:
+        yield
+    except ApiError as exc:
+        status = exc.status_code or 0
+        detail = _detail(exc.body)
+        if status in (401, 403):
+            raise AuthenticationError(
+                f"Label Studio at {url} refused the API key (HTTP {status}): {detail}"
+            ) from exc
+        if status == 404:
+            raise NotFoundError(f"Label Studio at {url}: not found: {detail}") from exc
+        if 400 <= status < 500:
+            raise InvalidInputError(f"Label Studio rejected the request: {detail}") from exc
+        raise ServiceUnavailableError(f"Label Studio at {url} failed (HTTP {status})") from exc
+    except httpx.TransportError as exc:
+        raise ServiceUnavailableError(f"cannot reach Label Studio at {url}: {exc}") from exc
+
+
+def _detail(body: Any) -> str:
+    if isinstance(body, dict):
+        for key in ("validation_errors", "detail", "message"):
+            if body.get(key):
+                return str(body[key])[:500]
+    return str(body)[:500]
+
+
+class LabelStudioGateway:
+    """Projects, configs and task imports in one Label Studio instance.
+
+    The one place a Label Studio client is built from the settings; `client` is the SDK's,
+    for calls the gateway does not wrap (always inside `label_studio_errors`).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        api_key = settings.secret("label_studio_api_key")
+        if not api_key:
+            raise AuthenticationError("LABEL_STUDIO_API_KEY is not set")
+        self.url = settings.label_studio_url.rstrip("/")
+        self.client = LabelStudio(
+            base_url=self.url, api_key=api_key, timeout=settings.http_timeout_s
+        )
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        with label_studio_errors(self.url):
+            return fn()
+
+    def check(self) -> None:
+        """Fail fast with a clear error before any work if the server or the key is wrong."""
+        self._call(lambda: self.client.users.whoami())
+
+    def find_project(self, title: str) -> Any | None:
+        projects: list[Any] = self._call(
+            lambda: list(self.client.projects.list(title=title, page_size=100))
+        )
+        matches = [p for p in projects if p.title == title]
+        return min(matches, key=lambda p: p.id) if matches else None
+
+    def resolve_project(self, project: str) -> Any:
+        """A project named by the user: its id when PROJECT is a number, else its title."""
+        if project.isdigit():
+            return self.project(int(project))
+        found = self.find_project(project)
+        if found is None:
+            raise NotFoundError(f"no Label Studio project titled {project!r} at {self.url}")
+        return found
+
+    def ensure_project(self, title: str, label_config: str, description: str = "") -> Any:
+        """Reuse the project with this title (updating its config) or create it."""
+        if len(title) < 3:
+            raise InvalidInputError("a Label Studio project title needs at least 3 characters")
+        project = self.find_project(title)
+        if project is None:
+            return self._call(
+                lambda: self.client.projects.create(
+                    title=title, label_config=label_config, description=description
+                )
+            )
+        if project.label_config != label_config:
+            project = self._call(
+                lambda: self.client.projects.update(id=project.id, label_config=label_config)
+            )
+        return project
+
+    def project(self, project_id: int) -> Any:
+        return self._call(lambda: self.client.projects.get(id=project_id))
+
+    def task_count(self, project_id: int) -> int:
+        return int(self.project(project_id).task_number or 0)
+
+    def run_ids(self, project_id: int, page_size: int = 1000) -> set[str]:
+        """Run ids of every task in the project, read in large pages of ids and data only."""
+
+        def read() -> set[str]:
+            found = set()
+            pager: Any = self.client.tasks.list(
+                project=project_id, page_size=page_size, fields="task_only", include="id,data"
+            )
+            for task in pager:
+                run_id = (task.data or {}).get("run_id")
+                if run_id:
+                    found.add(str(run_id))
+            return found
+
+        return self._call(read)
+
+    def import_tasks(self, project_id: int, tasks: Sequence[dict[str, Any]]) -> int:
+        """Import one batch in one request; Label Studio commits it as a whole."""
+        if not tasks:
+            return 0
+        payload: Any = [{"data": data} for data in tasks]
+        response = self._call(
+            lambda: self.client.projects.import_tasks(id=project_id, request=payload)
+        )
+        return int(response.task_count or 0)
+
+    def project_url(self, project_id: int) -> str:
+        return f"{self.url}/projects/{project_id}/data"
