@@ -21,7 +21,7 @@ from tracetune.sync.errors import InvalidInputError, NotFoundError
 from tracetune.sync.langsmith.from_langsmith import Skip
 from tracetune.sync.timestamps import naive_utc
 
-BUNDLED_SAMPLE = Path(__file__).parent / "data" / "sample_runs.jsonl"
+BUNDLED_SAMPLE = Path(__file__).parents[1] / "data" / "sample_runs.jsonl"
 
 
 @dataclass

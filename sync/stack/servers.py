@@ -98,7 +98,7 @@ def label_studio_bin() -> Path:
         if configured
         else [
             DEFAULT_LABEL_STUDIO_BIN,
-            Path(__file__).resolve().parents[1] / DEFAULT_LABEL_STUDIO_BIN,
+            Path(__file__).resolve().parents[2] / DEFAULT_LABEL_STUDIO_BIN,
         ]
     )
     on_path = shutil.which("label-studio")
