@@ -31,9 +31,9 @@ from tracetune.sync.ingest.state import SyncStore  # noqa: E402
 from tracetune.sync.ingest.syncer import run_sync  # noqa: E402
 from tracetune.sync.label_config import render_label_config  # noqa: E402
 from tracetune.sync.label_studio.gateway import LabelStudioGateway  # noqa: E402
+from tracetune.sync.langsmith.api_source import LangSmithApiSource, RunSelection  # noqa: E402
 from tracetune.sync.langsmith.client import make_client  # noqa: E402
 from tracetune.sync.langsmith.from_langsmith import Skip, convert_run  # noqa: E402
-from tracetune.sync.langsmith.sources import LangSmithApiSource, RunSelection  # noqa: E402
 from tracetune.sync.redis_client import redis_client  # noqa: E402
 from tracetune.sync.review_kinds import ReviewKind  # noqa: E402
 from tracetune.sync.settings import Settings  # noqa: E402

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tracetune.sync.langsmith.from_langsmith import MAX_TEXT_CHARS, Skip, convert_run, safe_metadata
+from tracetune.sync.langsmith.from_langsmith import MAX_TEXT_CHARS, Skip, convert_run
+from tracetune.sync.langsmith.redaction import safe_metadata
 
 
 def _run(**overrides: Any) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 from tracetune.sync.ingest.syncer import SyncPlan, plan_sync
-from tracetune.sync.langsmith.sources import BUNDLED_SAMPLE, RunFileSource
+from tracetune.sync.langsmith.file_source import RunFileSource
+from tracetune.sync.langsmith.sources import BUNDLED_SAMPLE
 from tracetune.sync.review_kinds import ReviewKind
 
 RUNS = Path(__file__).parent / "fixtures" / "runs"

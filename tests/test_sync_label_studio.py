@@ -14,7 +14,7 @@ from tracetune.sync.ingest.state import SyncStore
 from tracetune.sync.ingest.syncer import run_sync
 from tracetune.sync.label_config import kind_of_config
 from tracetune.sync.label_studio.gateway import LabelStudioGateway
-from tracetune.sync.langsmith.sources import RunFileSource
+from tracetune.sync.langsmith.file_source import RunFileSource
 from tracetune.sync.redis_client import redis_client
 from tracetune.sync.review_kinds import ReviewKind
 from tracetune.sync.settings import Settings

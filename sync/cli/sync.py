@@ -19,15 +19,11 @@ from tracetune.sync.ingest.state import SyncStore
 from tracetune.sync.ingest.syncer import SyncPlan, SyncReport, plan_sync, run_sync
 from tracetune.sync.label_config import render_label_config
 from tracetune.sync.label_studio.gateway import LabelStudioGateway
+from tracetune.sync.langsmith.api_source import LangSmithApiSource, RunSelection
 from tracetune.sync.langsmith.client import langsmith_errors, make_client
-from tracetune.sync.langsmith.sources import (
-    BUNDLED_SAMPLE,
-    DatasetSource,
-    LangSmithApiSource,
-    RunFileSource,
-    RunSelection,
-    RunSource,
-)
+from tracetune.sync.langsmith.dataset_source import DatasetSource
+from tracetune.sync.langsmith.file_source import RunFileSource
+from tracetune.sync.langsmith.sources import BUNDLED_SAMPLE, RunSource
 from tracetune.sync.redis_client import redis_client
 from tracetune.sync.review_kinds import ReviewKind
 from tracetune.sync.settings import Settings

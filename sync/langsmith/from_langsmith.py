@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tracetune.sync.conversation import ContextDoc, Conversation, Feedback, Message, Role, ToolCall
+from tracetune.sync.langsmith.redaction import safe_metadata
 
 #: Answers longer than this are skipped: nobody reviews them and they blow token limits.
 MAX_TEXT_CHARS = 200_000
@@ -252,28 +253,6 @@ def feedback_records(records: list[dict[str, Any]]) -> list[Feedback]:
             )
         )
     return out
-
-
-_SECRET_HINTS = ("key", "token", "secret", "password", "authorization")
-#: Environment variables the SDK copies into metadata: tracing plumbing, not run context.
-_SDK_ENVIRONMENT = ("LANGSMITH_", "LANGCHAIN_")
-
-
-def safe_metadata(run: dict[str, Any]) -> dict[str, Any]:
-    """Run metadata without anything that looks like a credential (never write secrets)."""
-    metadata = ((run.get("extra") or {}).get("metadata") or {}) if run.get("extra") else {}
-    kept: dict[str, Any] = {
-        key: value
-        for key, value in metadata.items()
-        if isinstance(value, (str, int, float, bool))
-        and not any(hint in key.lower() for hint in _SECRET_HINTS)
-        and not key.startswith(_SDK_ENVIRONMENT)
-    }
-    kept["run_name"] = run.get("name") or ""
-    kept["run_type"] = run.get("run_type") or ""
-    if run.get("tags"):
-        kept["tags"] = ",".join(map(str, run["tags"]))
-    return kept
 
 
 def _parse_time(value: Any) -> datetime | None:
