@@ -152,7 +152,10 @@ def finetune_status(
     job_id: Annotated[str, typer.Argument(help="tracetune fine-tune job id (ft-...).")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Show a job, refreshed from its provider (status, events, model id when done)."""
+    """Show a job, refreshed from its provider (status, events, model id when done).
+
+    Example: `tracetune finetune status ft-3f9a1c2b7e --json`
+    """
     settings = Settings()
     records = _records(settings)
     record = records.get(job_id)
@@ -163,7 +166,10 @@ def finetune_status(
 
 @finetune_app.command("cancel")
 def finetune_cancel(job_id: Annotated[str, typer.Argument(help="Fine-tune job id.")]) -> None:
-    """Cancel a job at its provider (a local job stops at its next training step)."""
+    """Cancel a job at its provider (a local job stops at its next training step).
+
+    Example: `tracetune finetune cancel ft-3f9a1c2b7e`
+    """
     settings = Settings()
     records = _records(settings)
     record = records.get(job_id)
@@ -178,7 +184,10 @@ def finetune_list(
     limit: Annotated[int, typer.Option(min=1, help="Newest this many.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Fine-tuning jobs, newest first."""
+    """Fine-tuning jobs, newest first.
+
+    Example: `tracetune finetune list --limit 5`
+    """
     records = _records(Settings()).recent(limit)
     if as_json:
         for record in records:
@@ -195,7 +204,10 @@ def finetune_list(
 def finetune_tiny_model(
     path: Annotated[Path, typer.Argument(help="Folder to create.")],
 ) -> None:
-    """Create a tiny random Llama + tokenizer to try `--provider local` without a download."""
+    """Create a tiny random Llama + tokenizer to try `--provider local` without a download.
+
+    Example: `tracetune finetune tiny-model ./models/tiny`
+    """
     from tracetune.sync.finetune.local_trl import create_tiny_model
 
     out(f"tiny model written to {create_tiny_model(path)}")

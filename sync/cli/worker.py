@@ -40,7 +40,10 @@ def jobs(
     limit: Annotated[int, typer.Option(min=1, help="At most this many per state.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Queued, scheduled, running, failed and finished jobs, with the reason of each failure."""
+    """Queued, scheduled, running, failed and finished jobs, with the reason of each failure.
+
+    Example: `tracetune jobs --limit 5`
+    """
     from tracetune.sync.worker.listing import list_jobs
 
     settings = Settings()
