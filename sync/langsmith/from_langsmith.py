@@ -159,6 +159,13 @@ def _openai_responses(view: RunView) -> list[Message]:
     return [*prompt, _merged_answer(response_items(output))]
 
 
+def _system_text(system: Any) -> str:
+    """An Anthropic `system`: a string, or text blocks (split for `cache_control`) read as lines."""
+    if isinstance(system, list):
+        return "\n".join(content_parts(block)[0] for block in system if isinstance(block, dict))
+    return content_parts(system)[0]
+
+
 def _anthropic_messages(view: RunView) -> list[Message]:
     """`wrap_anthropic`: the system prompt rides first in `messages`; content is blocks."""
     outputs = view.outputs
@@ -166,11 +173,12 @@ def _anthropic_messages(view: RunView) -> list[Message]:
         raise NotThisShape("not an Anthropic message")
     if "messages" not in view.inputs:
         raise NotThisShape("Anthropic run without messages")
-    prompt: list[Message] = []
+    raw = list(view.inputs["messages"])
     system = view.inputs.get("system")
-    if system:
-        prompt.append(Message(role="system", content=content_parts(system)[0]))
-    prompt += message_list(view.inputs["messages"])
+    if system is None and raw and isinstance(raw[0], dict) and raw[0].get("role") == "system":
+        system = raw.pop(0).get("content")
+    prompt = [Message(role="system", content=_system_text(system))] if system else []
+    prompt += message_list(raw) if raw else []
     answer = message_from_any({"role": "assistant", "content": outputs.get("content")})
     calls = tool_calls(outputs.get("tool_calls"))
     if calls:
