@@ -82,9 +82,9 @@ def state_output(inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> tuple
     for key in OUTPUT_KEYS:
         if key in written:
             return written[key], True
-    key = _by_words(written, _OUTPUT_WORDS)
-    if key is not None:
-        return written[key], True
+    named = _by_words(written, _OUTPUT_WORDS)
+    if named is not None:
+        return written[named], True
     texts = _texts(written)
     if texts:
         return list(texts.values())[-1], False

@@ -43,6 +43,9 @@ MAX_IMAGE_CHARS = 8_000_000
 
 TOOL_RUN = "tool run: reviewed inside the conversation that called it"
 GRAPH_STEP = "LangGraph node step: review the graph's root run or its llm runs"
+INNER_STEP = "inner chain step: no conversation of its own"
+#: Run types that are steps of a chain (documents, templates, parsing), never a conversation.
+_STEP_TYPES = frozenset({"retriever", "prompt", "parser", "embedding"})
 #: Integrations LangGraph and LangChain agents stamp on their runs' metadata.
 _GRAPH_INTEGRATIONS = frozenset({"langgraph", "langchain_create_agent"})
 _COMMAND_KEYS = frozenset({"graph", "update", "resume", "goto"})
@@ -108,6 +111,8 @@ def _step_skip(view: RunView) -> str | None:
     """Why a run is a part of a conversation rather than one, if it is."""
     if view.run_type == "tool":
         return TOOL_RUN
+    if view.run_type in _STEP_TYPES:
+        return f"{view.run_type} run: a step of a chain, not a conversation"
     if view.run_type != "llm" and (
         view.metadata.get("langgraph_node") or _is_commands(view.outputs)
     ):
@@ -401,7 +406,8 @@ def convert_run(
         return Skip(run_id, step)
     recognised = _recognise(view)
     if recognised is None:
-        return Skip(run_id, "unknown run shape")
+        # A root of no known shape is worth a look; a nested step of one is just a step.
+        return Skip(run_id, INNER_STEP if run.get("parent_run_id") else "unknown run shape")
     shape, messages = recognised
     if messages[-1].role != "assistant" or not (messages[-1].content or messages[-1].tool_calls):
         return Skip(run_id, "empty answer")

@@ -59,17 +59,18 @@ def _image(block: dict[str, Any]) -> ImagePart | None:
     source = block.get("source")
     if isinstance(source, dict):  # Anthropic: base64 or url sources
         if source.get("type") == "base64" and source.get("data"):
-            media = str(source.get("media_type") or "image/png")
-            return ImagePart(url=f"data:{media};base64,{source['data']}", media_type=media)
+            kind = str(source.get("media_type") or "image/png")
+            return ImagePart(url=f"data:{kind};base64,{source['data']}", media_type=kind)
         if source.get("type") == "url" and source.get("url"):
             return ImagePart(url=str(source["url"]))
         return None
-    media = block.get("mime_type") or block.get("media_type")  # LangChain standard blocks
+    found = block.get("mime_type") or block.get("media_type")  # LangChain standard blocks
+    media = str(found) if found else None
     data = block.get("base64") or (
         block.get("data") if block.get("source_type") == "base64" else None
     )
     if data:
-        media = str(media or "image/png")
+        media = media or "image/png"
         return ImagePart(url=f"data:{media};base64,{data}", media_type=media)
     url = block.get("url")
     return ImagePart(url=str(url), media_type=media) if url else None
