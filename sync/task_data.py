@@ -4,8 +4,10 @@ Every `$variable` the label configs reference is produced here, always as a stri
 so Label Studio never renders a missing value. The canonical `messages` ride along so the
 export can rebuild tool calls, roles and images losslessly, and so do the `tools` the model
 was offered (with `parallel_tool_calls`), which fine-tune lines carry. Images stay URLs or data
-URIs: the dialogue names each with a placeholder (Paragraphs cannot show one) and `images`
-lists them for Label Studio's `<Image>` tag.
+URIs: the dialogue names each with a placeholder (Paragraphs cannot show one), `images` lists
+them all, and `image` is the latest one, which the label configs' `<Image>` shows. One image
+and not a gallery: Label Studio 1.23's editor never finishes loading a task whose
+`<Image valueList>` list is empty, while an empty `value` simply shows nothing.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def _common(conversation: Conversation) -> dict[str, Any]:
         "prompt": conversation.prompt,
         "dialogue": _dialogue(conversation.prompt_messages),
         "images": _images(conversation.prompt_messages),
+        "image": (_images(conversation.prompt_messages) or [""])[-1],
         **_tools(conversation),
         "feedback": [f.model_dump() for f in conversation.feedback],
         "feedback_summary": _feedback_summary(conversation.feedback),
