@@ -121,10 +121,11 @@ def _step_skip(view: RunView) -> str | None:
 
 
 def _merged_answer(messages: list[Message]) -> Message:
-    """One assistant turn from the answer's parts (a Responses output can hold several)."""
+    """One assistant turn from the answer's parts (a Responses output can hold several).
+
+    An output of reasoning alone is an empty answer, never a reason to try other shapes.
+    """
     answers = [m for m in messages if m.role == "assistant"]
-    if not answers:
-        raise NotThisShape("no assistant output")
     calls = [call for m in answers for call in m.tool_calls or []]
     return Message(
         role="assistant",
