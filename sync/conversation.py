@@ -24,16 +24,37 @@ class ToolCall(BaseModel):
     arguments: str = "{}"
 
 
+class ImagePart(BaseModel):
+    """An image the user sent, kept as the model saw it: an http(s) URL or a `data:` URI.
+
+    Images never become text: the export sends them back as image parts, and reviewers see
+    them through Label Studio's `<Image>` tag, with a placeholder in the dialogue.
+    """
+
+    url: str
+    media_type: str | None = None
+
+    def placeholder(self) -> str:
+        """What the dialogue shows where the image was (Paragraphs cannot show images)."""
+        if self.url.startswith("data:"):
+            size = len(self.url.partition(",")[2]) * 3 // 4
+            kind = self.media_type or self.url[5:].partition(";")[0] or "image"
+            return f"[image: {kind}, {max(1, round(size / 1024))} KB]"
+        return f"[image: {self.url}]"
+
+
 class Message(BaseModel):
     role: Role
     content: str = ""
     tool_calls: list[ToolCall] | None = None
     name: str | None = None
     tool_call_id: str | None = None
+    images: list[ImagePart] | None = None
 
     def display_text(self) -> str:
-        """Text for a reviewer: tool calls are shown, since an empty bubble would hide them."""
+        """Text for a reviewer: tool calls and images are named, so no bubble hides them."""
         parts = [self.content] if self.content else []
+        parts += [image.placeholder() for image in self.images or []]
         for call in self.tool_calls or []:
             parts.append(f"[tool call] {call.name}({call.arguments})")
         return "\n".join(parts)
@@ -52,7 +73,13 @@ class Feedback(BaseModel):
 
 
 class Conversation(BaseModel):
-    """A run as a conversation: the input messages followed by the final assistant answer."""
+    """A run as a conversation: the input messages followed by the final assistant answer.
+
+    `tools` are the function definitions the model was offered, in OpenAI's chat shape
+    (`{"type": "function", "function": {"name", "description", "parameters"}}`) whatever the
+    provider, and `parallel_tool_calls` whether it could call several at once (None: unsaid);
+    the export writes both into fine-tune lines so a tool call is learned with its tools.
+    """
 
     run_id: str
     trace_id: str | None = None
@@ -64,6 +91,8 @@ class Conversation(BaseModel):
     project: str | None = None
     start_time: datetime | None = None
     reference_example_id: str | None = None
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    parallel_tool_calls: bool | None = None
 
     @property
     def answer(self) -> str:

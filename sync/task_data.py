@@ -2,7 +2,12 @@
 
 Every `$variable` the label configs reference is produced here, always as a string or a list,
 so Label Studio never renders a missing value. The canonical `messages` ride along so the
-export can rebuild tool calls and roles losslessly.
+export can rebuild tool calls, roles and images losslessly, and so do the `tools` the model
+was offered (with `parallel_tool_calls`), which fine-tune lines carry. Images stay URLs or data
+URIs: the dialogue names each with a placeholder (Paragraphs cannot show one), `images` lists
+them all, and `image` is the latest one, which the label configs' `<Image>` shows. One image
+and not a gallery: Label Studio 1.23's editor never finishes loading a task whose
+`<Image valueList>` list is empty, while an empty `value` simply shows nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +33,14 @@ def _feedback_summary(feedback: list[Feedback]) -> str:
     return "; ".join(parts)
 
 
+def _images(messages: list[Message]) -> list[str]:
+    return [image.url for m in messages for image in m.images or []]
+
+
+def _tools(conversation: Conversation) -> dict[str, Any]:
+    return {"tools": conversation.tools, "parallel_tool_calls": conversation.parallel_tool_calls}
+
+
 def _common(conversation: Conversation) -> dict[str, Any]:
     return {
         "run_id": conversation.run_id,
@@ -37,6 +50,9 @@ def _common(conversation: Conversation) -> dict[str, Any]:
         "start_time": conversation.start_time.isoformat() if conversation.start_time else "",
         "prompt": conversation.prompt,
         "dialogue": _dialogue(conversation.prompt_messages),
+        "images": _images(conversation.prompt_messages),
+        "image": (_images(conversation.prompt_messages) or [""])[-1],
+        **_tools(conversation),
         "feedback": [f.model_dump() for f in conversation.feedback],
         "feedback_summary": _feedback_summary(conversation.feedback),
         "metadata": conversation.metadata,
@@ -93,3 +109,11 @@ def pair_task(a: Conversation, b: Conversation) -> dict[str, Any]:
 def task_messages(data: dict[str, Any]) -> list[Message]:
     """The canonical messages stored in a task (for preference tasks: the prompt only)."""
     return [Message.model_validate(m) for m in data.get("messages", [])]
+
+
+def task_tools(data: dict[str, Any]) -> tuple[list[dict[str, Any]], bool | None]:
+    """The tools stored in a task and its `parallel_tool_calls` (tasks from before: none)."""
+    tools = data.get("tools")
+    parallel = data.get("parallel_tool_calls")
+    valid = [t for t in tools if isinstance(t, dict)] if isinstance(tools, list) else []
+    return valid, parallel if isinstance(parallel, bool) else None

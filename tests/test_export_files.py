@@ -288,3 +288,187 @@ def test_export_writes_every_format_a_split_and_a_manifest(tmp_path: Path) -> No
         _review_tasks(), request, tmp_path / "again", "e1", {"id": 7, "title": "p"}
     )
     assert again.manifest["files"] == manifest["files"]
+
+
+PLAN_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "search_docs",
+        "description": "Search the docs.",
+        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+    },
+}
+
+
+def test_lines_carry_the_tools_the_model_was_offered() -> None:
+    example = _tool_example()
+    with_tools = SftExample(example.messages, LINEAGE, "g", (PLAN_TOOL,), False)
+    line = sft_line(with_tools)
+    assert line["tools"] == [PLAN_TOOL] and line["parallel_tool_calls"] is False
+    assert line["messages"] == sft_line(example)["messages"]
+    assert "tools" not in sft_line(example)  # no tools offered, none written
+    # Not recorded: a turn with two calls says parallel calls were allowed.
+    call = ToolCall(id="c2", name="search_docs", arguments="{}")
+    two = Message(
+        role="assistant", content="", tool_calls=[call, call.model_copy(update={"id": "c3"})]
+    )
+    unsaid = SftExample((example.messages[0], two), LINEAGE, "g", (PLAN_TOOL,), None)
+    assert sft_line(unsaid)["parallel_tool_calls"] is True
+    assert "parallel_tool_calls" not in sft_line(
+        SftExample(example.messages, LINEAGE, "g", (PLAN_TOOL,))
+    )
+
+    pair = PreferenceExample(
+        example.messages[:3],
+        Message(role="assistant", content="Open Admin, then SSO."),
+        Message(role="assistant", content="No idea."),
+        LINEAGE,
+        "g",
+        (PLAN_TOOL,),
+        True,
+    )
+    line = preference_line(pair)
+    assert line["input"]["tools"] == [PLAN_TOOL] and line["input"]["parallel_tool_calls"] is True
+    assert set(line) == {"input", "preferred_output", "non_preferred_output"}
+    row = preference_row(pair)
+    assert json.loads(row["tools"]) == [PLAN_TOOL]  # TRL decodes the JSON string itself
+    assert json.loads(sft_row(with_tools)["tools"]) == [PLAN_TOOL]
+    assert "tools" not in sft_row(example)
+
+
+def test_images_go_to_openai_lines_as_image_parts() -> None:
+    from tracetune.sync.conversation import ImagePart
+
+    image = ImagePart(url="data:image/png;base64,iVBORw0KGgo=", media_type="image/png")
+    user = Message(role="user", content="What is this?", images=[image])
+    example = SftExample((user, Message(role="assistant", content="A chart.")), LINEAGE, "g")
+    assert sft_line(example)["messages"][0]["content"] == [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+    ]
+    assert sft_row(example)["messages"][0]["content"] == "What is this?"
+    report = validate_records(
+        "i.jsonl", _lines(sft_line(example)), "sft", token_counter(), min_examples=1
+    )
+    assert report.ok, report.summary()
+
+
+def test_validation_checks_every_tool_call_names_a_declared_tool() -> None:
+    def line(
+        tools: object = None, calls: tuple[str, ...] = ("search_docs",), **extra: object
+    ) -> dict:
+        record: dict = {
+            "messages": [
+                {"role": "user", "content": "Q"},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": f"c{i}",
+                            "type": "function",
+                            "function": {"name": n, "arguments": "{}"},
+                        }
+                        for i, n in enumerate(calls)
+                    ],
+                },
+            ],
+            **extra,
+        }
+        if tools is not None:
+            record["tools"] = tools
+        return record
+
+    records = [
+        line([PLAN_TOOL]),
+        line([PLAN_TOOL], calls=("delete_all",)),
+        line(),
+        line([]),
+        line([{"type": "function", "function": {"description": "no name"}}]),
+        line([PLAN_TOOL], calls=("search_docs", "search_docs"), parallel_tool_calls=False),
+        line([PLAN_TOOL], parallel_tool_calls="yes"),
+    ]
+    report = validate_records("t.jsonl", _lines(*records), "sft", token_counter(), min_examples=1)
+    assert [(i.line, i.code) for i in report.errors] == [
+        (2, "undeclared_tool"),
+        (3, "undeclared_tool"),
+        (4, "invalid_tools"),
+        (4, "undeclared_tool"),
+        (5, "invalid_tools"),
+        (5, "undeclared_tool"),
+        (6, "parallel_tool_calls"),
+        (7, "invalid_parallel_tool_calls"),
+    ]
+    assert "calls 'delete_all': tools do not declare it" in str(report.errors[0])
+    assert "no tools are declared" in str(report.errors[1])
+    # Tool definitions count towards the example's tokens.
+    with_tools = validate_records(
+        "a.jsonl", _lines(line([PLAN_TOOL])), "sft", token_counter(), min_examples=1
+    )
+    bare = {"messages": line()["messages"]}
+    plain = token_counter().count_messages(bare["messages"])
+    assert with_tools.tokens[0] > plain
+
+    def pref(tools: list) -> dict:
+        answer = line()["messages"][1]
+        return {
+            "input": {"messages": [{"role": "user", "content": "Q"}], "tools": tools},
+            "preferred_output": [answer],
+            "non_preferred_output": [{"role": "assistant", "content": "No."}],
+        }
+
+    report = validate_records(
+        "p.jsonl",
+        _lines(pref([PLAN_TOOL]), pref([{**PLAN_TOOL, "function": {"name": "other"}}])),
+        "preference",
+        token_counter(),
+        min_examples=1,
+    )
+    assert [(i.line, i.code) for i in report.errors] == [(2, "undeclared_tool")]
+
+
+def test_parquet_keeps_a_tools_column_that_starts_after_the_first_row(tmp_path: Path) -> None:
+    from tracetune.sync.export.writer import write_parquet
+
+    rows = [{"messages": [{"role": "user", "content": "a"}]}, {"messages": [], "tools": "[]"}]
+    write_parquet(tmp_path / "t.parquet", rows)
+    assert pq.read_table(tmp_path / "t.parquet").to_pylist()[1]["tools"] == "[]"
+
+
+def test_reviewed_tool_calling_runs_export_with_their_tools_and_validate(tmp_path: Path) -> None:
+    """Agents, Responses and Anthropic model calls traced by the real SDKs, end to end."""
+    from tracetune.sync.ingest.syncer import plan_sync
+    from tracetune.sync.langsmith.file_source import RunFileSource
+
+    runs = Path(__file__).parent / "fixtures" / "runs"
+    datas = [
+        planned.data
+        for name in ("agents", "openai_responses", "anthropic_messages")
+        for planned in plan_sync(RunFileSource(runs / f"{name}.jsonl", root_only=False), None).tasks
+        if any(m.get("tool_calls") for m in planned.data["messages"])
+    ]
+    assert len(datas) >= 12
+    tasks = []
+    for i, data in enumerate(datas, start=1):
+        result = (
+            verdict("edit", corrected=f"Reviewed answer {i}.") if i % 3 == 0 else verdict("accept")
+        )
+        tasks.append(task(i, data, [annotation(100 + i, result)]))
+    request = ExportRequest(project="p", validation_fraction=0.0, model="gpt-4o-mini-2024-07-18")
+    result = export_tasks(tasks, request, tmp_path, "e1", {"id": 7, "title": "p"})
+
+    sft = [json.loads(x) for x in (result.path / "openai_sft.train.jsonl").read_text().splitlines()]
+    assert len(sft) == len(datas)
+    for line in sft:
+        declared = {t["function"]["name"] for t in line["tools"]}
+        called = {
+            c["function"]["name"] for m in line["messages"] for c in m.get("tool_calls") or []
+        }
+        assert called <= declared
+    assert sum(1 for line in sft if any(m.get("tool_calls") for m in line["messages"])) >= 10
+    assert {line.get("parallel_tool_calls") for line in sft} >= {False, True}
+    assert result.manifest["validation"]["openai_sft.train.jsonl"]["ok"]
+    pairs = (result.path / "openai_preference.train.jsonl").read_text().splitlines()
+    assert pairs and all(json.loads(p)["input"]["tools"] for p in pairs)
+    table = pq.read_table(result.path / "trl_sft.train.parquet").to_pylist()
+    assert all(json.loads(row["tools"]) for row in table)

@@ -114,3 +114,97 @@ def test_metadata_never_carries_credentials() -> None:
     kept = safe_metadata(run)
     assert "api_key" not in kept and "Authorization" not in kept
     assert kept["ok"] == 1
+
+
+def test_an_anthropic_user_turn_with_tool_results_and_text_becomes_tool_messages_then_text() -> (
+    None
+):
+    from tracetune.sync.langsmith.messages import messages_from_any
+
+    turn = {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "12"},
+            {
+                "type": "tool_result",
+                "tool_use_id": "toolu_2",
+                "content": [{"type": "text", "text": "0"}],
+            },
+            {"type": "text", "text": "Also, are you open Sunday?"},
+        ],
+    }
+    found = messages_from_any(turn)
+    assert [(m.role, m.content, m.tool_call_id) for m in found] == [
+        ("tool", "12", "toolu_1"),
+        ("tool", "0", "toolu_2"),
+        ("user", "Also, are you open Sunday?", None),
+    ]
+
+
+def test_responses_items_join_calls_to_their_turn_and_drop_reasoning_and_builtin_calls() -> None:
+    from tracetune.sync.langsmith.messages import response_items
+
+    found = response_items(
+        [
+            {
+                "type": "reasoning",
+                "id": "rs_1",
+                "summary": [{"type": "summary_text", "text": "hmm"}],
+            },
+            {
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": "Checking."}],
+            },
+            {"type": "function_call", "call_id": "c1", "name": "slots", "arguments": "{}"},
+            {"type": "web_search_call", "id": "ws_1", "status": "completed"},
+            {"type": "function_call", "call_id": "c2", "name": "book", "arguments": "{}"},
+        ]
+    )
+    assert len(found) == 1
+    assert found[0].content == "Checking." and [c.id for c in found[0].tool_calls or []] == [
+        "c1",
+        "c2",
+    ]
+
+
+def test_a_responses_run_whose_output_is_only_reasoning_is_an_empty_answer() -> None:
+    run = _run(
+        inputs={"input": "Hi", "model": "o4-mini"},
+        outputs={"object": "response", "output": [{"type": "reasoning", "summary": []}]},
+        run_type="llm",
+    )
+    assert convert_run(run) == Skip(run["id"], "empty answer")
+
+
+def test_graph_state_rules_drop_echoes_and_prefer_answer_words() -> None:
+    from tracetune.sync.langsmith.free_form import state_input, state_output
+
+    inputs = {"customerEmailText": "My order never came.", "order_id": "A-1"}
+    outputs = {**inputs, "sentiment": "negative", "final_reply": "Sorry! A new one ships today."}
+    assert state_input(inputs) == "My order never came."
+    assert state_output(inputs, outputs) == ("Sorry! A new one ships today.", True)
+    echo_only = {"text": "spam?", "label": "spam"}
+    assert state_output({"text": "spam?"}, echo_only) == ("spam", False)  # not the echoed text
+
+
+def test_built_in_tools_are_not_declared_and_anthropic_tools_take_the_openai_shape() -> None:
+    from tracetune.sync.langsmith.tools import normalise_tools
+
+    tools = normalise_tools(
+        [
+            {"type": "web_search_20250305", "name": "web_search"},
+            {"type": "web_search_preview"},
+            {"name": "stock", "description": "Units.", "input_schema": {"type": "object"}},
+        ]
+    )
+    assert tools == [
+        {
+            "type": "function",
+            "function": {
+                "name": "stock",
+                "description": "Units.",
+                "parameters": {"type": "object"},
+            },
+        }
+    ]

@@ -17,7 +17,7 @@ from typing import Any
 
 from tracetune.sync.conversation import Message
 from tracetune.sync.review_kinds import PREDICTION_DETAILS_KEY, Control, ReviewKind, Verdict
-from tracetune.sync.task_data import task_messages
+from tracetune.sync.task_data import task_messages, task_tools
 
 
 class Decision(StrEnum):
@@ -86,6 +86,8 @@ class ReviewedTask:
     details: Mapping[str, Any] = field(default_factory=dict)
     feedback: Sequence[Mapping[str, Any]] = ()
     annotators: int = 0
+    tools: tuple[Mapping[str, Any], ...] = ()
+    parallel_tool_calls: bool | None = None
 
     @property
     def cluster_id(self) -> str | None:
@@ -212,6 +214,7 @@ def decide(task: Mapping[str, Any]) -> ReviewedTask:
     messages = task_messages(dict(data))
     annotations = task.get("annotations") or []
     chosen_annotation, rule = choose_annotation(annotations, kind)
+    tools, parallel_tool_calls = task_tools(dict(data))
     if kind is ReviewKind.PREFERENCE:
         run_ids = tuple(str(data[k]) for k in ("run_id_a", "run_id_b") if data.get(k))
         prompt = messages
@@ -234,6 +237,8 @@ def decide(task: Mapping[str, Any]) -> ReviewedTask:
         predicted_pii_spans=_pii_spans(latest_prediction(task.get("predictions") or [])),
         feedback=list(data.get("feedback") or []),
         annotators=len(annotations),
+        tools=tuple(tools),
+        parallel_tool_calls=parallel_tool_calls,
     )
     if chosen_annotation is None:
         if annotations:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from tracetune.sync.conversation import Message
 from tracetune.sync.export.decisions import Decision, ReviewedTask
@@ -44,11 +45,17 @@ class Lineage:
 
 @dataclass(frozen=True)
 class SftExample:
-    """A conversation whose final assistant message is the one to learn from."""
+    """A conversation whose final assistant message is the one to learn from.
+
+    `tools` are the function definitions the model was offered (OpenAI's chat shape) and
+    `parallel_tool_calls` whether it could call several at once (None: not recorded).
+    """
 
     messages: tuple[Message, ...]
     lineage: Lineage
     group: str
+    tools: tuple[Mapping[str, Any], ...] = ()
+    parallel_tool_calls: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,8 @@ class PreferenceExample:
     rejected: Message
     lineage: Lineage
     group: str
+    tools: tuple[Mapping[str, Any], ...] = ()
+    parallel_tool_calls: bool | None = None
 
 
 def prompt_fingerprint(messages: Iterable[Message]) -> str:
@@ -83,6 +92,10 @@ def _lineage(task: ReviewedTask, chosen_from: int | None = None) -> Lineage:
     )
 
 
+def _tools(task: ReviewedTask) -> tuple[tuple[Mapping[str, Any], ...], bool | None]:
+    return task.tools, task.parallel_tool_calls
+
+
 def _has_text(message: Message | None) -> bool:
     return message is not None and bool(message.display_text().strip())
 
@@ -104,22 +117,34 @@ def build_examples(
             continue
         group = split_group(task)
         if task.decision is Decision.ACCEPTED and task.answer is not None:
-            sft.append(SftExample((*task.prompt, task.answer), _lineage(task), group))
+            sft.append(
+                SftExample((*task.prompt, task.answer), _lineage(task), group, *_tools(task))
+            )
             better_by_prompt.setdefault(prompt_fingerprint(task.prompt), (task, task.answer))
         elif task.decision is Decision.EDITED and task.corrected is not None:
             corrected = Message(role="assistant", content=task.corrected)
-            sft.append(SftExample((*task.prompt, corrected), _lineage(task), group))
+            sft.append(SftExample((*task.prompt, corrected), _lineage(task), group, *_tools(task)))
             better_by_prompt.setdefault(prompt_fingerprint(task.prompt), (task, corrected))
             if _has_text(task.answer) and task.answer is not None:
                 pairs.append(
                     PreferenceExample(
-                        tuple(task.prompt), corrected, task.answer, _lineage(task), group
+                        tuple(task.prompt),
+                        corrected,
+                        task.answer,
+                        _lineage(task),
+                        group,
+                        *_tools(task),
                     )
                 )
         elif task.decision is Decision.PREFERENCE and task.chosen and task.rejected:
             pairs.append(
                 PreferenceExample(
-                    tuple(task.prompt), task.chosen, task.rejected, _lineage(task), group
+                    tuple(task.prompt),
+                    task.chosen,
+                    task.rejected,
+                    _lineage(task),
+                    group,
+                    *_tools(task),
                 )
             )
     kept_rejected = 0
@@ -136,7 +161,12 @@ def build_examples(
             continue
         pairs.append(
             PreferenceExample(
-                tuple(task.prompt), better, task.answer, _lineage(task, source), split_group(task)
+                tuple(task.prompt),
+                better,
+                task.answer,
+                _lineage(task, source),
+                split_group(task),
+                *_tools(task),
             )
         )
         kept_rejected += 1

@@ -6,6 +6,9 @@ turn may carry tool calls instead); `weight` only on assistant turns and only 0 
 one assistant turn to learn from; each example within the model's token limit; at least
 `MIN_EXAMPLES` examples. Preference (DPO) lines need `input.messages` and exactly one assistant
 message in each of `preferred_output` and `non_preferred_output`, and the two must differ.
+Tools (beside `messages`, or in `input` for DPO): a list of function definitions with names;
+every tool call names a declared tool; `parallel_tool_calls` a boolean, and when false no turn
+calls two tools at once.
 """
 
 from __future__ import annotations
@@ -139,11 +142,65 @@ def _messages_issues(messages: Any, line: int, where: str) -> list[Issue]:
     return issues
 
 
+def _declared_tools(tools: Any, line: int, where: str) -> tuple[set[str], list[Issue]]:
+    """The function names a line declares, and what is wrong with its `tools`."""
+    if tools is None:
+        return set(), []
+    if not isinstance(tools, list) or not tools:
+        return set(), [Issue(line, "invalid_tools", f"{where} must be a non-empty list")]
+    names: set[str] = set()
+    issues = []
+    for index, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, Mapping) else None
+        name = function.get("name") if isinstance(function, Mapping) else None
+        if not isinstance(tool, Mapping) or tool.get("type") != "function" or not name:
+            issues.append(
+                Issue(line, "invalid_tools", f"{where}[{index}] is not a named function tool")
+            )
+        else:
+            names.add(str(name))
+    return names, issues
+
+
+def _tool_call_issues(
+    holder: Mapping[str, Any], messages: list[tuple[str, Any]], line: int, where: str
+) -> list[Issue]:
+    """Tools declared well, every call naming one, and parallel calls only where allowed."""
+    declared, issues = _declared_tools(holder.get("tools"), line, f"{where}tools")
+    parallel = holder.get("parallel_tool_calls")
+    if "parallel_tool_calls" in holder and not isinstance(parallel, bool):
+        issues.append(
+            Issue(line, "invalid_parallel_tool_calls", f"{where}parallel_tool_calls not a boolean")
+        )
+    for place, message in messages:
+        calls = message.get("tool_calls") if isinstance(message, Mapping) else None
+        if not isinstance(calls, list):
+            continue
+        if parallel is False and len(calls) > 1:
+            issues.append(
+                Issue(line, "parallel_tool_calls", f"{place} calls {len(calls)} tools at once")
+            )
+        for call in calls:
+            function = call.get("function") if isinstance(call, Mapping) else None
+            name = function.get("name") if isinstance(function, Mapping) else None
+            if name not in declared:
+                said = "no tools are declared" if not declared else "tools do not declare it"
+                issues.append(Issue(line, "undeclared_tool", f"{place} calls {name!r}: {said}"))
+    return issues
+
+
+def _placed(messages: Any, where: str) -> list[tuple[str, Any]]:
+    return (
+        [(f"{where}[{i}]", m) for i, m in enumerate(messages)] if isinstance(messages, list) else []
+    )
+
+
 def _sft_issues(record: Mapping[str, Any], line: int) -> list[Issue]:
     messages = record.get("messages")
     issues = _messages_issues(messages, line, "messages")
     if issues or not isinstance(messages, list):
         return issues
+    issues += _tool_call_issues(record, _placed(messages, "messages"), line, "")
     learnable = [m for m in messages if m.get("role") == "assistant" and m.get("weight", 1) == 1]
     if not learnable:
         issues.append(
@@ -170,14 +227,25 @@ def _preference_issues(record: Mapping[str, Any], line: int) -> list[Issue]:
     issues += _output_issues(record.get("non_preferred_output"), line, "non_preferred_output")
     if not issues and record["preferred_output"] == record["non_preferred_output"]:
         issues.append(Issue(line, "identical_outputs", "preferred equals non-preferred output"))
+    if not issues:
+        placed = _placed(source.get("messages"), "input.messages")
+        placed += _placed(record["preferred_output"], "preferred_output")
+        placed += _placed(record["non_preferred_output"], "non_preferred_output")
+        issues += _tool_call_issues(source, placed, line, "input.")
     return issues
+
+
+def _tool_tokens(holder: Mapping[str, Any], counter: TokenCounter) -> int:
+    """Tool definitions count against the limit too: the model reads them as text."""
+    tools = holder.get("tools")
+    return counter.count(json.dumps(tools, ensure_ascii=False)) if tools else 0
 
 
 def _tokens(record: Mapping[str, Any], kind: FileKind, counter: TokenCounter) -> int:
     if kind == "sft":
-        return counter.count_messages(record["messages"])
+        return counter.count_messages(record["messages"]) + _tool_tokens(record, counter)
     prompt = list(record["input"]["messages"])
-    return max(
+    return _tool_tokens(record["input"], counter) + max(
         counter.count_messages(prompt + list(record["preferred_output"])),
         counter.count_messages(prompt + list(record["non_preferred_output"])),
     )

@@ -83,7 +83,9 @@ def write_parquet(path: Path, rows: Sequence[Mapping[str, Any]]) -> WrittenFile:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pylist(list(rows))
+    # Columns from every row, not only the first: a `tools` column may start on row 2.
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    table = pa.Table.from_pylist([{key: row.get(key) for key in columns} for row in rows])
     atomic_write(path, lambda handle: pq.write_table(table, handle, compression="zstd"))
     return WrittenFile(path.name, len(rows), path.stat().st_size, _sha256(path))
 

@@ -1,36 +1,26 @@
-"""A small OpenAI chat-completions stand-in: `POST /v1/chat/completions`, real-shaped answers.
+"""A small OpenAI stand-in: `POST /v1/chat/completions` and `POST /v1/responses`, real shapes.
 
-For tracing the real `openai` SDK wrapped with `langsmith.wrappers.wrap_openai` without a
-network: the answer to a request comes from a responder function, so fixture generators
-decide what the "model" says, including `tool_calls`. Streaming is not implemented.
+For tracing the real `openai` SDK (wrapped with `langsmith.wrappers.wrap_openai`, or under
+`langchain-openai`) without a network: the answer to a request comes from a responder
+function, so fixture generators decide what the "model" says, including `tool_calls`. Chat
+completions are answered whole; the Responses API (`openai_responses.py`) also streams.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
 from standins import BackgroundServer
+from standins.openai_responses import register_responses
+from standins.replies import Reply, Responder, body_digest, word_tokens
 
-
-@dataclass(frozen=True)
-class Reply:
-    """What the model answers: text, tool calls as `{"name": ..., "arguments": {...}}`, or
-    an API error `(status, message)` such as `(429, "Rate limit reached")`."""
-
-    content: str | None = None
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    error: tuple[int, str] | None = None
-
-
-Responder = Callable[[Mapping[str, Any]], Reply]
+__all__ = ["OpenAIChatStandIn", "Reply", "Responder", "completion", "create_app"]
 
 
 def _text(content: Any) -> str:
@@ -64,14 +54,9 @@ def default_responder(answers: Mapping[str, str] | None = None) -> Responder:
     return respond
 
 
-def _tokens(text: str) -> int:
-    """A stable, rough token count (words), so usage numbers are deterministic."""
-    return max(1, len(text.split()))
-
-
 def completion(body: Mapping[str, Any], reply: Reply, sequence: int) -> dict[str, Any]:
     """A `ChatCompletion` as OpenAI returns it, for a request body and the reply to give."""
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+    digest = body_digest(body)
     message: dict[str, Any] = {
         "role": "assistant",
         "content": reply.content,
@@ -90,8 +75,8 @@ def completion(body: Mapping[str, Any], reply: Reply, sequence: int) -> dict[str
             }
             for i, call in enumerate(reply.tool_calls)
         ]
-    prompt = sum(_tokens(_text(m.get("content"))) for m in body.get("messages") or [])
-    answer = _tokens(reply.content or json.dumps(reply.tool_calls))
+    prompt = sum(word_tokens(_text(m.get("content"))) for m in body.get("messages") or [])
+    answer = word_tokens(reply.content or json.dumps(reply.tool_calls))
     return {
         "id": f"chatcmpl-{digest[:24]}{sequence}",
         "object": "chat.completion",
@@ -132,7 +117,7 @@ def _error(status: int, message: str, code: str | None = None) -> Response:
 def create_app(
     api_key: str, responder: Responder | None = None, log: list[dict[str, Any]] | None = None
 ) -> Flask:
-    """The chat-completions stand-in; every request body is appended to `log`."""
+    """The OpenAI stand-in; every request body (both endpoints) is appended to `log`."""
     respond = responder or default_responder()
     requests_seen = log if log is not None else []
     lock = threading.Lock()
@@ -155,11 +140,12 @@ def create_app(
             return _error(*reply.error)
         return jsonify(completion(body, reply, sequence))
 
+    register_responses(app, api_key, respond, requests_seen, lock)
     return app
 
 
 class OpenAIChatStandIn:
-    """The chat stand-in on a free loopback port; `base_url` is what `OpenAI()` takes."""
+    """The OpenAI stand-in on a free loopback port; `base_url` is what `OpenAI()` takes."""
 
     def __init__(self, api_key: str = "sk-standin", responder: Responder | None = None) -> None:
         self.api_key = api_key
