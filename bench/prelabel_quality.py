@@ -94,7 +94,9 @@ def load_set(path: Path) -> list[LabelledTask]:
         messages = [Message(role=m["role"], content=m["content"]) for m in record["messages"]]
         conversation = Conversation(run_id=record["id"], messages=messages, source_shape="file")
         data = conversation_task(conversation, ReviewKind.CHAT)
-        tasks.append(LabelledTask(number, record["id"], record["domain"], data, set(record["flags"])))
+        tasks.append(
+            LabelledTask(number, record["id"], record["domain"], data, set(record["flags"]))
+        )
     return tasks
 
 

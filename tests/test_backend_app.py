@@ -79,13 +79,15 @@ def test_chat_prediction_has_flags_spans_details_and_the_answer_to_edit(
     client: FlaskClient, project: str
 ) -> None:
     prompt = "Hi, I'm Sarah Connor (sarah.connor@example.com). Why was I charged twice?"
-    answer = "As an AI language model I can't see payments. Call billing at +1 (415) 555-2671."
+    answer = "As an AI language model I can't see payments. I noted your mobile +1 (415) 555-2671."
     (prediction,) = predict(client, project, [{"id": 1, "data": chat_data("r1", prompt, answer)}])[
         "results"
     ]
     flags, details = flags_of(prediction)
-    assert {"pii", "self_reference", "question"} <= set(flags)
+    assert {"pii", "self_reference"} <= set(flags)
     assert "non_english" not in flags and "near_duplicate" not in flags
+    assert "question" not in flags  # informational: not offered by the default config
+    assert details["prompt_scores"]["question"] >= 0.5  # ...but scored on the user's message
     assert details["pii_types"] == ["EMAIL", "PERSON", "PHONE"]
     assert details["language"] == "en"
     assert details["cluster_id"] == "c1" and details["nearest_task_id"] is None

@@ -43,6 +43,10 @@ class Concept:
     #: `bench/prelabel_quality.py --record`): ROC-AUC, and precision and recall at the
     #: threshold, so `concepts list` shows out-of-domain quality beside the cross-validated.
     validation: dict[str, Any] | None = None
+    #: A signal that must have seen something (score above 0) for the concept's flag to fire:
+    #: embeddings judge topic, so technical prose about doses or settings embeds near code,
+    #: while "is there a code-like line at all" is a question of form a rule answers.
+    corroborated_by: str | None = None
 
     def __post_init__(self) -> None:
         for value, what in ((self.name, "concept name"), (self.flag, "flag")):

@@ -190,10 +190,15 @@ class Predictor:
         by_concept: dict[str, float] = {}
         for name, (concept, model) in concepts.items():
             texts = list(task.texts(concept.reads).values())
-            if texts:
-                best = float(model.score(np.stack([vectors[t] for t in texts])).max())
-                by_concept[name] = round(best, 4)
-                record(concept.flag, best, self.threshold_of(model))
+            if not texts:
+                continue
+            concept_scores = model.score(np.stack([vectors[t] for t in texts]))
+            by_concept[name] = round(float(concept_scores.max()), 4)
+            witness = concept.corroborated_by
+            if witness in results:
+                seen = [results[witness][t].score > 0 for t in texts]
+                concept_scores = np.where(seen, concept_scores, 0.0)
+            record(concept.flag, float(concept_scores.max()), self.threshold_of(model))
         flags[NEAR_DUPLICATE_FLAG] = duplicate.score
         if duplicate.is_duplicate and any(o < task.task_id for o in duplicate.duplicate_of):
             fired.add(NEAR_DUPLICATE_FLAG)

@@ -44,12 +44,15 @@ PHONE_REGIONS = (
     "US", "GB", "DE", "FR", "IT", "ES", "NL", "BE", "AT", "CH", "IE", "PL", "PT", "SE", "DK",
 )  # fmt: skip
 _DIGIT_RUN = re.compile(r"\d[\d\s().-]{5,}\d")
-_DATE_LIKE = re.compile(r"^(?:\d{4}-\d{2}-\d{2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4})$")
+#: Digit groups libphonenumber accepts in some plan that are a date or a dotted quad.
+_DATE_LIKE = re.compile(
+    r"^(?:\d{4}-\d{2}-\d{2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{1,3}(?:\.\d{1,3}){3})$"
+)
 #: Words before a number that make it a reference, not a phone ("booking ref 0203 4471 882").
 _REFERENCE_BEFORE = re.compile(
     r"\b(?:order|invoice|ref|reference|policy|booking|confirmation|tracking|ticket|claim|case|"
     r"account|acct|serial|member(?:ship)?|customer|flight|pnr|receipt|transaction|parcel|"
-    r"registration|licen[cs]e|chip|microchip|permit|id|no|number)\b\W{0,4}(?:no\.?|number|#|id)?"
+    r"registration|licen[cs]e|chip|microchip|permit)\b\W{0,4}(?:no\.?|number|#|id)?"
     r"\W{0,3}$",
     re.IGNORECASE,
 )

@@ -56,7 +56,7 @@ _PRIVATE_WORDS = re.compile(
     r"\b(?:personal|private|home) (?:number|phone|e-?mail|address)\b|"
     r"\b(?:lives|living|live) at\b|\breach (?:me|him|her)\b|\btext (?:me|him|her)\b|"
     r"\b(?:mobile|cell)(?: phone| number)?\s*(?:is|:)?\s*$|\b(?:his|her|him)\b|"
-    r"\b(?:call|text|ring|phone|email|e-mail) (?:you|him|her|them)\b|"
+    r"\b(?:call|text|ring|phone|email|e-mail|reach) (?:you|him|her|them|me)\b|"
     r"\b(?:Mr|Mrs|Ms|Miss|Dr)\.? [A-Z][a-z]+",
 )
 #: Toll-free and shared-cost prefixes: numbers only a business has.

@@ -47,11 +47,18 @@ _SECRET_WORDS = re.compile(
 )
 #: "the password is Tr0ub4dor-88", "Wi-Fi password: sunflower42", "PIN: 4821".
 PROSE_PASSWORD = re.compile(
-    r"\b(?:pass(?:word|code|phrase)|pwd|PIN(?: code| number)?|wi-?fi (?:key|code)|"
-    r"access code|door code|alarm code)s?\b(?: for [\w .'-]{1,30}?)?"
+    r"\b(?:(?:one-time |temporary )?pass(?:word|code|phrase)|pwd|OTP|PIN(?: code| number)?|"
+    r"wi-?fi (?:key|code)|(?:access|door|alarm|gate|entry|kiosk|lockbox|key ?safe) code)s?\b"
+    r"(?: for [\w .()'-]{1,60}?)?"
     r"\s*(?:(?:has been|was|is|been)\s+)?"
-    r"(?:(?:set|reset|changed|updated)\s+to|is|was|will be|:|=)\s*"
+    r"(?:(?:set|reset|changed|updated)\s+to|is|was|will be|uses|:|=)\s*"
     r"[\"'\u201c\u2018`]?(?P<value>[^\s\"'\u201d\u2019`]{4,64}?)[\"'\u201d\u2019`]?(?=[\s,;)]|[.!?](?:\s|$)|$)",
+    re.IGNORECASE,
+)
+#: "password Q7!mTr4zPw9": no verb, but a value no sentence has (letters and digits).
+BARE_PASSWORD = re.compile(
+    r"\b(?:(?:one-time |temporary )?password|passcode|OTP|PIN)\s+"
+    r"(?P<value>(?=\S*\d)(?=\S*[A-Za-z])[^\s,;.\"'`]{6,64})",
     re.IGNORECASE,
 )
 #: Words that follow "password is" in instructions, never a password themselves.
@@ -124,7 +131,8 @@ def _line_spans(line: str) -> list[tuple[int, int]]:
     from detect_secrets.util.code_snippet import get_code_snippet
 
     found = [m.span() for m in KEY_PATTERNS.finditer(line) if not is_placeholder(m.group(0))]
-    found += [m.span("value") for m in PROSE_PASSWORD.finditer(line) if _prose_password(m["value"])]
+    for pattern in (PROSE_PASSWORD, BARE_PASSWORD):
+        found += [m.span("value") for m in pattern.finditer(line) if _prose_password(m["value"])]
     context = get_code_snippet(lines=[line], line_number=1)
     for plugin in _plugins():
         for secret in plugin.analyze_line(
@@ -161,7 +169,7 @@ class SecretsSignal(Signal):
     description = "API keys, tokens, private keys and passwords (detect-secrets and key formats)"
     flag = "secret"
     labels_spans = True
-    version = 2  # 2: passwords in prose; placeholders and hashes are not secrets
+    version = 3  # 2: passwords in prose, placeholders and hashes apart; 3: codes, bare values
 
     def compute(self, texts: Sequence[str]) -> list[SignalResult]:
         results = []
