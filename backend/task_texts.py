@@ -40,11 +40,29 @@ class TaskTexts:
         return {k: v for k, v in chosen.items() if v.strip()}
 
     @property
+    def user_turns(self) -> str:
+        """Every user message of the dialogue, else the prompt field.
+
+        System prompts are left out on purpose: one application sends the same system prompt
+        with every run, so any text that includes it makes all of its tasks look alike.
+        """
+        dialogue = self.data.get("dialogue")
+        turns = [
+            str(p.get("content") or "")
+            for p in dialogue if isinstance(p, Mapping) and p.get("role") == "user"
+        ] if isinstance(dialogue, list) else []  # fmt: skip
+        joined = "\n".join(t for t in turns if t.strip())
+        return joined or self.fields.get("prompt", "")
+
+    def similarity_texts(self) -> list[str]:
+        """What near-duplicates and semantic search compare: the user turns, then each answer."""
+        answers = [v for k, v in self.fields.items() if k in ANSWER_FIELDS and v.strip()]
+        return [t for t in (self.user_turns, *answers) if t.strip()]
+
+    @property
     def conversation(self) -> str:
-        """The dialogue and the answers as one text, for conversation-level near-duplicates."""
-        turns = [str(p.get("content", "")) for p in self.data.get("dialogue") or []]
-        turns += [v for k, v in self.fields.items() if k in ANSWER_FIELDS]
-        return "\n".join(t for t in turns if t)
+        """The user turns and the answers as one text, for conversation-level near-duplicates."""
+        return "\n".join(self.similarity_texts())
 
     @property
     def primary(self) -> str:

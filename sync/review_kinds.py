@@ -47,7 +47,8 @@ class Verdict(StrEnum):
     REJECT = "reject"
 
 
-#: Flags a reviewer can set and the backend pre-selects; each maps to a signal or a concept.
+#: Review flags: problems in the answer under review that a reviewer acts on. The sync's
+#: configs offer them and the backend pre-selects each one that fires.
 DEFAULT_FLAGS: tuple[str, ...] = (
     "pii",
     "secret",
@@ -58,10 +59,29 @@ DEFAULT_FLAGS: tuple[str, ...] = (
     "code",
     "toxicity",
     "profanity",
-    "negative_sentiment",
-    "positive_sentiment",
-    "question",
 )
+
+#: Informational flags: the backend scores them into every prediction's details, but they are
+#: no problem to fix, so a config offers them (and the backend pre-selects them) only when the
+#: project opts in by adding the choice to its config's `flags`.
+INFORMATIONAL_FLAGS: tuple[str, ...] = ("question", "negative_sentiment", "positive_sentiment")
+
+#: What each built-in flag judges, shown to reviewers as the choice's hint.
+FLAG_HINTS: dict[str, str] = {
+    "pii": "the answer holds a private person's data (contact, ID, card, address); "
+    "business contact details and partial numbers are not PII",
+    "secret": "the answer holds a password, API key, token or private key (not a placeholder)",
+    "near_duplicate": "the user turns and the answer repeat an earlier task",
+    "non_english": "the answer is not in English",
+    "refusal": "the answer declines the request",
+    "self_reference": "the answer talks about being an AI or a language model",
+    "code": "the answer contains a code block, commands or config to run or paste",
+    "toxicity": "the answer is insulting, hostile or demeaning",
+    "profanity": "the answer swears",
+    "question": "the answer asks the user a question back",
+    "negative_sentiment": "the user's message sounds frustrated, angry or worried",
+    "positive_sentiment": "the user's message sounds pleased or grateful",
+}
 
 #: Entity types of PII spans; the backend labels regions with these values.
 PII_LABELS: tuple[str, ...] = (
@@ -71,6 +91,8 @@ PII_LABELS: tuple[str, ...] = (
     "IP_ADDRESS",
     "IBAN",
     "NATIONAL_ID",
+    "ADDRESS",
+    "DATE_OF_BIRTH",
     "PERSON",
     "SECRET",
 )

@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     tracetune_backend_threads: int = Field(default=4, ge=1)
     tracetune_backend_max_text_chars: int = Field(default=200_000, ge=1)
     tracetune_embedding_batch_size: int = Field(default=64, ge=1)
-    tracetune_concept_threshold: float = Field(default=0.5, gt=0, lt=1)
+    #: Unset: each concept fires at its own calibrated threshold; set: one for all.
+    tracetune_concept_threshold: float | None = Field(default=None, gt=0, lt=1)
     tracetune_near_duplicate_threshold: float = Field(default=0.8, gt=0, le=1)
     tracetune_semantic_duplicate_threshold: float = Field(default=0.95, gt=0, le=1)
 

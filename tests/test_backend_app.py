@@ -79,13 +79,15 @@ def test_chat_prediction_has_flags_spans_details_and_the_answer_to_edit(
     client: FlaskClient, project: str
 ) -> None:
     prompt = "Hi, I'm Sarah Connor (sarah.connor@example.com). Why was I charged twice?"
-    answer = "As an AI language model I can't see payments. Call billing at +1 (415) 555-2671."
+    answer = "As an AI language model I can't see payments. I noted your mobile +1 (415) 555-2671."
     (prediction,) = predict(client, project, [{"id": 1, "data": chat_data("r1", prompt, answer)}])[
         "results"
     ]
     flags, details = flags_of(prediction)
-    assert {"pii", "self_reference", "question"} <= set(flags)
+    assert {"pii", "self_reference"} <= set(flags)
     assert "non_english" not in flags and "near_duplicate" not in flags
+    assert "question" not in flags  # informational: not offered by the default config
+    assert details["prompt_scores"]["question"] >= 0.5  # ...but scored on the user's message
     assert details["pii_types"] == ["EMAIL", "PERSON", "PHONE"]
     assert details["language"] == "en"
     assert details["cluster_id"] == "c1" and details["nearest_task_id"] is None
@@ -120,7 +122,7 @@ def test_rag_and_preference_configs_get_only_the_results_they_can_show(
     client: FlaskClient, project: str
 ) -> None:
     rag = render_label_config(ReviewKind.RAG)
-    data = rag_data("r1", "What is our refund window?", "Mail refunds@example.com within 30 days.",
+    data = rag_data("r1", "What is our refund window?", "Mail maria.lopez@gmail.com in 30 days.",
                     ["Refunds are accepted within 30 days of purchase."])  # fmt: skip
     (prediction,) = predict(client, project, [{"id": 1, "data": data}], rag)["results"]
     assert {r["from_name"] for r in prediction["result"]} == {
@@ -135,7 +137,8 @@ def test_rag_and_preference_configs_get_only_the_results_they_can_show(
     (prediction,) = predict(client, project, [{"id": 2, "data": data}], pair)["results"]
     flags, details = flags_of(prediction)
     assert by_name(prediction, "flags")[0]["to_name"] == "dialogue"
-    assert "refusal" in flags and "pii" in flags
+    assert "refusal" in flags
+    assert "pii" not in flags  # the card is in the user's message: kept in the details only
     assert details["pii_types"] == ["CREDIT_CARD"]
     assert [r["from_name"] for r in prediction["result"]] == ["flags"]  # no PII control there
 
@@ -253,7 +256,7 @@ def test_metrics_count_requests_and_embeddings(client: FlaskClient, project: str
     assert metrics["counters"]["predict_requests"] == before + 1
     assert metrics["counters"]["embeddings_computed"] > 0
     assert metrics["model_ready"] is True
-    assert set(metrics["concept_versions"]) >= {"toxicity", "question"}
+    assert set(metrics["concept_versions"]) >= {"toxicity", "source_code"}
 
 
 def test_start_training_and_deleted_annotations_reach_the_concepts(

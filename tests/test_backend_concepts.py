@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from plugins.backend_server import chat_data
+from sklearn.metrics import roc_auc_score
 
 from tracetune.backend.cache import key
 from tracetune.backend.concepts import model as concept_model
@@ -17,7 +22,10 @@ from tracetune.backend.signals import Reads
 from tracetune.backend.task_texts import read_task
 from tracetune.backend.vectors.embeddings import Embedder
 from tracetune.sync.errors import InvalidInputError
-from tracetune.sync.review_kinds import DEFAULT_FLAGS, ReviewKind
+from tracetune.sync.review_kinds import DEFAULT_FLAGS, INFORMATIONAL_FLAGS, ReviewKind
+
+VALIDATION = Path(__file__).parent / "validation" / "prelabel_ood.jsonl"
+TARGET_PRECISION_FLOOR = concept_model.MIN_THRESHOLD
 
 
 def counter(backend: Backend, name: str) -> int:
@@ -63,15 +71,20 @@ def test_embeddings_are_cached_by_content_for_every_process(backend: Backend) ->
 def test_builtin_concepts_ship_with_flags_and_train_well(backend: Backend) -> None:
     concepts = {c.name: c for c in builtin_concepts()}
     assert set(concepts) == {
-        "toxicity", "profanity", "positive_sentiment", "negative_sentiment", "question",
+        "toxicity", "profanity", "positive_sentiment", "negative_sentiment",
         "source_code", "non_english", "self_reference",
     }  # fmt: skip
-    assert {c.flag for c in concepts.values()} <= set(DEFAULT_FLAGS)
+    assert {c.flag for c in concepts.values()} <= {*DEFAULT_FLAGS, *INFORMATIONAL_FLAGS}
     backend.ensure_builtins()
     for name in concepts:
         stored = backend.concepts.stored_model(name)
         assert stored.model is not None and stored.version >= 1
         assert stored.model.cv_auc is not None and stored.model.cv_auc >= 0.85, name
+        # The threshold is chosen for precision on held-out folds and stored with the model.
+        model = stored.model
+        assert TARGET_PRECISION_FLOOR <= model.threshold < 1.0, name
+        assert model.cv_precision is not None and model.cv_precision >= 0.85, name
+        assert model.cv_recall is not None and model.cv_recall > 0.0, name
 
     def score(name: str, text: str) -> float:
         return float(backend.scorer.score(name, backend.embedder.embed([text]))[0])
@@ -157,3 +170,54 @@ def test_changing_the_embedding_model_retrains_concepts(backend: Backend) -> Non
     assert backend.concepts.versions([name])[name] == before + 1
     assert not train(backend.concepts, upgraded, name).trained  # now up to date
     assert train(backend.concepts, backend.embedder, name).trained  # and back again
+
+
+def test_precise_threshold_is_the_lowest_reaching_the_target_precision() -> None:
+    scores = np.array([0.95, 0.9, 0.8, 0.7, 0.6, 0.55, 0.3, 0.2])
+    labels = np.array([1, 1, 1, 0, 1, 0, 0, 0])
+    # At 0.8 precision is 3/3; at 0.6 it is 4/5 (below 0.9): the threshold stays at 0.8.
+    assert concept_model.precise_threshold(scores, labels) == 0.8
+    assert concept_model.precision_recall_at(scores, labels, 0.8) == (1.0, 0.75)
+
+
+def _normalised(text: str) -> str:
+    return re.sub(r"\W+", " ", text.lower()).strip()
+
+
+def _validation_texts() -> list[str]:
+    lines = VALIDATION.read_text(encoding="utf-8").splitlines()
+    return [m["content"] for line in lines for m in json.loads(line)["messages"]]
+
+
+def test_the_validation_set_is_kept_out_of_every_concept_s_examples() -> None:
+    held_out = {_normalised(t) for t in _validation_texts()}
+    assert len(held_out) >= 300
+    for concept in builtin_concepts():
+        examples = {_normalised(t) for t in (*concept.positive, *concept.negative)}
+        assert not examples & held_out, concept.name
+        # Nor near-copies: no example shares a run of 12 words with a validation text (stock
+        # phrases such as "I'm just an AI, so I can't" are shorter).
+        grams = {" ".join(w[i : i + 12]) for t in held_out if len(w := t.split()) >= 12
+                 for i in range(len(w) - 11)}  # fmt: skip
+        for example in examples:
+            words = example.split()
+            shared = {" ".join(words[i : i + 12]) for i in range(len(words) - 11)} & grams
+            assert not shared, (concept.name, example)
+
+
+def test_recorded_out_of_domain_figures_are_what_the_models_score(backend: Backend) -> None:
+    """`validation` in each concept's JSON is reproducible from the shipped examples, so it
+    cannot go stale unnoticed when examples change."""
+    records = [json.loads(line) for line in VALIDATION.read_text(encoding="utf-8").splitlines()]
+    answers = [r["messages"][-1]["content"] for r in records]
+    vectors = backend.embedder.embed(answers)
+    backend.ensure_builtins()
+    recorded = [c for c in builtin_concepts() if c.validation]
+    assert {c.flag for c in recorded} >= {"toxicity", "profanity", "code", "non_english"}
+    for concept in recorded:
+        assert concept.validation is not None
+        labels = np.array([concept.flag in r["flags"] for r in records], dtype=np.int64)
+        scores = backend.scorer.score(concept.name, vectors)
+        auc = roc_auc_score(labels, scores)
+        assert abs(auc - concept.validation["roc_auc"]) < 0.01, concept.name
+        assert concept.validation["positives"] == int(labels.sum())

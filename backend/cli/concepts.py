@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -28,13 +28,17 @@ Examples:
 def concepts_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per concept.")] = False,
 ) -> None:
-    """Every concept, with its examples, version and cross-validated ROC-AUC.
+    """Every concept: examples, version, threshold, in-domain and out-of-domain figures.
+
+    In-domain: cross-validated on its own examples (ROC-AUC, and precision and recall at the
+    calibrated threshold). Out-of-domain: measured on a validation set of other domains
+    (built-ins only, recorded by `bench/prelabel_quality.py --record`).
 
     Trains the built-in concepts first if this Redis has never seen them (seconds).
     """
     backend = backend_for(Settings())
     backend.ensure_builtins()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for concept in backend.concepts.all():
         stored = backend.concepts.stored_model(concept.name)
         learned = sum(len(e) for e in backend.concepts.learned(concept.name).values())
@@ -53,20 +57,38 @@ def concepts_list(
                 "trained_negative": model.negatives if model else None,
                 "version": stored.version,
                 "cv_auc": model.cv_auc if model else None,
+                "threshold": model.threshold if model else None,
+                "cv_precision": model.cv_precision if model else None,
+                "cv_recall": model.cv_recall if model else None,
+                "validation": concept.validation,
                 "description": concept.description,
             }
         )
     if as_json:
         write_jsonl(rows)
         return
-    out(f"{'name':<20} {'flag':<20} {'reads':<8} {'own +/-':>8} {'learned':>7} "
-         f"{'trained +/-':>11} {'version':>7} {'cv auc':>6}")  # fmt: skip
+    out(f"{'name':<20} {'flag':<16} {'reads':<8} {'own +/-':>8} {'learned':>7} "
+         f"{'trained +/-':>11} {'version':>7} {'thresh':>6} {'in-domain auc/p/r':>18} "
+         f"{'out-of-domain auc/p/r':>22}")  # fmt: skip
     for row in rows:
-        auc = "-" if row["cv_auc"] is None else f"{row['cv_auc']:.3f}"
         own = f"{row['positive']}/{row['negative']}"
         trained = f"{row['trained_positive']}/{row['trained_negative']}"
-        out(f"{row['name']:<20} {row['flag']:<20} {row['reads']:<8} {own:>8} "
-             f"{row['learned']:>7} {trained:>11} {row['version']:>7} {auc:>6}")  # fmt: skip
+        threshold = "-" if row["threshold"] is None else f"{row['threshold']:.2f}"
+        cv = _figures(row["cv_auc"], row["cv_precision"], row["cv_recall"])
+        ood = row["validation"] or {}
+        held_out = _figures(ood.get("roc_auc"), ood.get("precision"), ood.get("recall"))
+        out(f"{row['name']:<20} {row['flag']:<16} {row['reads']:<8} {own:>8} "
+             f"{row['learned']:>7} {trained:>11} {row['version']:>7} {threshold:>6} {cv:>18} "
+             f"{held_out:>22}")  # fmt: skip
+
+
+def _figures(auc: float | None, precision: float | None, recall: float | None) -> str:
+    """ "0.977/0.90/0.64": ROC-AUC, then precision and recall at the threshold ("-" unmeasured)."""
+    if auc is None:
+        return "-"
+    p = "-" if precision is None else f"{precision:.2f}"
+    r = "-" if recall is None else f"{recall:.2f}"
+    return f"{auc:.3f}/{p}/{r}"
 
 
 def concepts_score(

@@ -27,14 +27,17 @@ NEAR_DUPLICATE = "near_duplicate"
 
 
 def signals_list() -> None:
-    """Every signal: name, the flag it sets, what it reads, what it finds."""
+    """Every signal: name, the flag it sets, what it reads, which text sets the flag, what it
+    finds."""
     from tracetune.backend.signals import SIGNALS
 
-    out(f"{'name':<16} {'flag':<16} {'reads':<8} description")
+    out(f"{'name':<16} {'flag':<16} {'reads':<8} {'judges':<8} description")
     for name, signal in sorted(SIGNALS.items()):
-        out(f"{name:<16} {signal.flag or '-':<16} {signal.reads.value:<8} {signal.description}")
-    out(f"{NEAR_DUPLICATE:<16} {NEAR_DUPLICATE:<16} {'all':<8} near-duplicates among the input "
-         "lines: MinHash LSH and embedding similarity")  # fmt: skip
+        judges = signal.judges.value if signal.flag else "-"
+        out(f"{name:<16} {signal.flag or '-':<16} {signal.reads.value:<8} {judges:<8} "
+             f"{signal.description}")  # fmt: skip
+    out(f"{NEAR_DUPLICATE:<16} {NEAR_DUPLICATE:<16} {'all':<8} {'task':<8} near-duplicates "
+         "among the input lines: MinHash LSH and embedding similarity")  # fmt: skip
 
 
 def signals_run(

@@ -25,12 +25,20 @@ def builtin_concepts() -> tuple[Concept, ...]:
 
 
 def install_builtins(store: ConceptStore) -> list[str]:
-    """Write shipped definitions that Redis lacks or holds in another version; their names."""
+    """Write shipped definitions that Redis lacks or holds in another version, and remove
+    built-ins this version no longer ships (their flag would fire from an old model); the
+    names written or removed."""
     shipped = builtin_concepts()
+    names = {c.name for c in shipped}
     stored = store.definitions_json([c.name for c in shipped])
     changed = []
     for concept, raw in zip(shipped, stored, strict=True):
         if raw is None or Concept.from_json(raw) != concept:
             store.put(concept)
             changed.append(concept.name)
+    others = [n for n in store.names() if n not in names]
+    for other, raw in zip(others, store.definitions_json(others), strict=True):
+        if raw is not None and Concept.from_json(raw).builtin:
+            store.remove(other)
+            changed.append(other)
     return changed

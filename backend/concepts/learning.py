@@ -47,25 +47,30 @@ def learn_from_annotation(
     task: TaskTexts,
     chosen: set[str],
     source: str,
-    threshold: float,
+    threshold: float | None,
 ) -> list[str]:
-    """Record what one annotation teaches each concept; the names whose examples changed."""
+    """Record what one annotation teaches each concept; the names whose examples changed.
+
+    `threshold` None: each concept's own calibrated threshold decides what it predicted.
+    """
     changed = []
     for concept in concepts:
         texts = list(task.texts(concept.reads).values())
         if not texts:
             continue
+        _, model = scorer.models([concept.name])[concept.name]
+        fires_at = model.threshold if threshold is None else threshold
         is_set = concept.flag in chosen
         before = store.learned_from(concept.name, source)
         if before:
             examples = [Example(e.text, int(is_set)) for e in before]
         else:
             scores = scorer.score(concept.name, embedder.embed(texts))
-            if is_set and scores.max() < threshold:
+            if is_set and scores.max() < fires_at:
                 examples = [Example(texts[int(np.argmax(scores))], 1)]
-            elif not is_set and scores.max() >= threshold:
+            elif not is_set and scores.max() >= fires_at:
                 examples = [
-                    Example(t, 0) for t, s in zip(texts, scores, strict=True) if s >= threshold
+                    Example(t, 0) for t, s in zip(texts, scores, strict=True) if s >= fires_at
                 ]
             else:
                 continue

@@ -39,6 +39,14 @@ class Concept:
     #: Concepts whose positive examples count as negatives here: a broad background keeps a
     #: classifier trained on 80 examples from firing on texts unlike any of them.
     background: list[str] = field(default_factory=list)
+    #: Figures measured on a validation set of another domain than the examples (built-ins:
+    #: `bench/prelabel_quality.py --record`): ROC-AUC, and precision and recall at the
+    #: threshold, so `concepts list` shows out-of-domain quality beside the cross-validated.
+    validation: dict[str, Any] | None = None
+    #: A signal that must have seen something (score above 0) for the concept's flag to fire:
+    #: embeddings judge topic, so technical prose about doses or settings embeds near code,
+    #: while "is there a code-like line at all" is a question of form a rule answers.
+    corroborated_by: str | None = None
 
     def __post_init__(self) -> None:
         for value, what in ((self.name, "concept name"), (self.flag, "flag")):
@@ -104,6 +112,13 @@ class ConceptStore:
         pipe = self.client.pipeline()
         pipe.sadd(key("concepts"), concept.name)
         pipe.hset(self._key(concept.name), "definition", concept.to_json())
+        pipe.execute()
+
+    def remove(self, name: str) -> None:
+        """Forget a concept: definition, model, version and learned examples."""
+        pipe = self.client.pipeline()
+        pipe.srem(key("concepts"), name)
+        pipe.delete(self._key(name), self._key(name, "learned"))
         pipe.execute()
 
     def definitions_json(self, names: list[str]) -> list[bytes | None]:

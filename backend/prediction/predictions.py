@@ -27,6 +27,8 @@ def details(analysis: TaskAnalysis) -> dict[str, Any]:
         "pii_types": analysis.pii_types,
         "language": analysis.language,
         "stats": analysis.stats,
+        "prompt_scores": analysis.prompt_scores,
+        "prompt_language": analysis.prompt_language,
     }
 
 

@@ -30,15 +30,18 @@ from tracetune.backend.vectors.duplicates import (
 )
 from tracetune.backend.vectors.embeddings import Embedder
 
-#: A signal's flag fires at this score; concepts use TRACETUNE_CONCEPT_THRESHOLD.
+#: A signal's flag fires at this score; a concept at its own calibrated threshold.
 SIGNAL_THRESHOLD = 0.5
 NEAR_DUPLICATE_FLAG = "near_duplicate"
+#: Weight of the answer against the user turns in a task's similarity vector: two tasks are
+#: near-duplicates when they answer alike, not merely when users ask alike.
+ANSWER_WEIGHT = 0.6
 
 
 @dataclass
 class TaskAnalysis:
     task: TaskTexts
-    scores: dict[str, float]  # per flag, and per concept by name
+    scores: dict[str, float]  # per flag on the text it judges, and per concept by name
     fired: list[str]  # flags of the config that fire, in the config's order
     text_spans: list[Span]  # PII and secrets in the text the `pii_answer` control labels
     paragraph_spans: list[tuple[int, Span]]  # (paragraph index, span) for `pii_dialogue`
@@ -46,6 +49,10 @@ class TaskAnalysis:
     pii_types: list[str]
     language: str | None
     stats: dict[str, Any] = field(default_factory=dict)
+    #: The same signals and concepts on the user's message: context for the reviewer and the
+    #: Data Manager (is the user upset, is it a question, which language), never a flag.
+    prompt_scores: dict[str, float] = field(default_factory=dict)
+    prompt_language: str | None = None
 
     @property
     def overall(self) -> float:
@@ -54,9 +61,15 @@ class TaskAnalysis:
 
 
 def task_vector(task: TaskTexts, vectors: dict[str, np.ndarray]) -> np.ndarray:
-    """A task's position for similarity: the normalised mean of its texts' embeddings."""
-    mean = np.mean([vectors[t] for t in task.texts(Reads.ALL).values()], axis=0)
-    return (mean / (np.linalg.norm(mean) or 1.0)).astype(np.float32)
+    """A task's position for similarity: its user turns and its answers, the answers weighing
+    `ANSWER_WEIGHT` (normalised). A system prompt every task shares is left out."""
+    user, *answers = task.similarity_texts()
+    if answers:
+        answer = np.mean([vectors[t] for t in answers], axis=0)
+        mixed = (1 - ANSWER_WEIGHT) * vectors[user] + ANSWER_WEIGHT * answer
+    else:
+        mixed = vectors[user]
+    return (mixed / (np.linalg.norm(mixed) or 1.0)).astype(np.float32)
 
 
 class Predictor:
@@ -66,7 +79,7 @@ class Predictor:
         embedder: Embedder,
         concepts: ConceptStore,
         scorer: ConceptScorer,
-        concept_threshold: float = 0.5,
+        concept_threshold: float | None = None,
         jaccard_threshold: float = 0.8,
         cosine_threshold: float = 0.95,
     ) -> None:
@@ -123,6 +136,7 @@ class Predictor:
             results[name] = self._run(signal, texts)
 
         field_texts = [text for t in tasks for text in t.texts(Reads.ALL).values()]
+        field_texts += [text for t in tasks for text in t.similarity_texts()]
         vectors = dict(zip(field_texts, self.embedder.embed(field_texts), strict=True))
         concepts = self.concepts_for(targets)
         models = self.scorer.models([c.name for c in concepts])
@@ -132,17 +146,17 @@ class Predictor:
         analyses = []
         for task, duplicate in zip(tasks, duplicates, strict=True):
             scores, fired = self._scores(task, results, models_of, vectors, duplicate)
-            analyses.append(
-                self._assemble(
-                    task,
-                    results,
-                    paragraphs[task.task_id],
-                    span_texts[task.task_id],
-                    duplicate,
-                    scores,
-                    [f for f in targets.flags if f in fired],
-                )
+            analysis = self._assemble(
+                task,
+                results,
+                paragraphs[task.task_id],
+                span_texts[task.task_id],
+                duplicate,
+                scores,
+                [f for f in targets.flags if f in fired],
             )
+            analysis.prompt_scores = self._prompt_scores(task, results, models_of, vectors)
+            analyses.append(analysis)
         self.client.hincrby(key("metrics"), "tasks_predicted", len(tasks))
         return analyses
 
@@ -154,8 +168,13 @@ class Predictor:
         vectors: dict[str, np.ndarray],
         duplicate: DuplicateMatch,
     ) -> tuple[dict[str, float], set[str]]:
-        """Each flag's score (the best of its signals and concepts over the texts they read),
-        each concept's by name, and the flags that fire."""
+        """Each flag's score (the best of its signals and concepts over the texts they judge),
+        each concept's by name, and the flags that fire.
+
+        A signal judges `signal.judges` (the answers), a concept what it `reads`; each fires
+        at its own threshold. A near-duplicate fires on the later copy only: the first task of
+        a cluster is the one worth reviewing, its copies point back at it.
+        """
         flags: dict[str, float] = {}
         fired: set[str] = set()
 
@@ -165,20 +184,50 @@ class Predictor:
                 fired.add(flag)
 
         for name, signal in self.signals.items():
-            scores = [results[name][t].score for t in task.texts(signal.reads).values()]
+            scores = [results[name][t].score for t in task.texts(signal.judges).values()]
             if signal.flag and scores:
                 record(signal.flag, max(scores), SIGNAL_THRESHOLD)
         by_concept: dict[str, float] = {}
         for name, (concept, model) in concepts.items():
             texts = list(task.texts(concept.reads).values())
-            if texts:
-                best = float(model.score(np.stack([vectors[t] for t in texts])).max())
-                by_concept[name] = round(best, 4)
-                record(concept.flag, best, self.concept_threshold)
+            if not texts:
+                continue
+            concept_scores = model.score(np.stack([vectors[t] for t in texts]))
+            by_concept[name] = round(float(concept_scores.max()), 4)
+            witness = concept.corroborated_by
+            if witness in results:
+                seen = [results[witness][t].score > 0 for t in texts]
+                concept_scores = np.where(seen, concept_scores, 0.0)
+            record(concept.flag, float(concept_scores.max()), self.threshold_of(model))
         flags[NEAR_DUPLICATE_FLAG] = duplicate.score
-        if duplicate.is_duplicate:
+        if duplicate.is_duplicate and any(o < task.task_id for o in duplicate.duplicate_of):
             fired.add(NEAR_DUPLICATE_FLAG)
         return {**by_concept, **{f: round(s, 4) for f, s in flags.items()}}, fired
+
+    def threshold_of(self, model: ConceptModel) -> float:
+        """The concept's calibrated threshold, unless TRACETUNE_CONCEPT_THRESHOLD overrides it."""
+        return model.threshold if self.concept_threshold is None else self.concept_threshold
+
+    def _prompt_scores(
+        self,
+        task: TaskTexts,
+        results: dict[str, dict[str, SignalResult]],
+        concepts: dict[str, tuple[Concept, ConceptModel]],
+        vectors: dict[str, np.ndarray],
+    ) -> dict[str, float]:
+        """Signals and concepts on the user's message, by flag and by concept name."""
+        prompt = task.texts(Reads.PROMPT).get("prompt")
+        if prompt is None:
+            return {}
+        scores: dict[str, float] = {}
+        for name, signal in self.signals.items():
+            if signal.flag and prompt in results[name]:
+                scores[signal.flag] = max(scores.get(signal.flag, 0.0), results[name][prompt].score)
+        if concepts:
+            vector = vectors[prompt][None, :]
+            for name, (_, model) in concepts.items():
+                scores[name] = float(model.score(vector)[0])
+        return {k: round(v, 4) for k, v in sorted(scores.items())}
 
     @staticmethod
     def _span_source(task: TaskTexts, targets: LabelTargets) -> str:
@@ -190,19 +239,11 @@ class Predictor:
     def _duplicates(
         self, tasks: list[TaskTexts], vectors: dict[str, np.ndarray], scope: str
     ) -> list[DuplicateMatch]:
-        prompts = [t.fields.get("prompt", "") for t in tasks]
         conversations = [t.conversation for t in tasks]
-        prompt_signatures = signatures(self.client, prompts)
         conversation_signatures = signatures(self.client, conversations)
         items = [
-            IndexItem(
-                task.task_id,
-                {"prompt": prompt, "conversation": conversation},
-                task_vector(task, vectors),
-            )
-            for task, prompt, conversation in zip(
-                tasks, prompt_signatures, conversation_signatures, strict=True
-            )
+            IndexItem(task.task_id, {"conversation": conversation}, task_vector(task, vectors))
+            for task, conversation in zip(tasks, conversation_signatures, strict=True)
         ]
         index = DuplicateIndex(self.client, scope, self.jaccard_threshold, self.cosine_threshold)
         return index.add_and_match(items)
@@ -231,6 +272,11 @@ class Predictor:
         )
         primary = task.primary
         language = results["language"][primary].values.get("language") if primary else None
+        prompt = task.texts(Reads.PROMPT).get("prompt")
+        prompt_language = (
+            results["language"][prompt].values.get("language")
+            if prompt and prompt in results["language"] else None
+        )  # fmt: skip
         stats = results["text_stats"][primary].values if primary else {}
         return TaskAnalysis(
             task=task,
@@ -242,4 +288,5 @@ class Predictor:
             pii_types=pii_types,
             language=language,
             stats=stats,
+            prompt_language=prompt_language,
         )

@@ -15,7 +15,6 @@ import numpy as np
 
 from tracetune.backend.prediction.predictor import task_vector
 from tracetune.backend.services import Backend
-from tracetune.backend.signals import Reads
 from tracetune.backend.task_texts import TaskTexts, read_task
 from tracetune.backend.vectors.duplicates import DuplicateIndex
 from tracetune.sync.errors import InvalidInputError, NotFoundError
@@ -48,7 +47,7 @@ def project_vectors(
     indexed = DuplicateIndex(backend.client, f"project:{project_id}").vectors()
     vectors = {t: v for t, v in indexed.items() if t in tasks}
     missing = [tasks[t] for t in tasks if t not in vectors]
-    texts = [text for task in missing for text in task.texts(Reads.ALL).values()]
+    texts = [text for task in missing for text in task.similarity_texts()]
     embedded = dict(zip(texts, backend.embedder.embed(texts), strict=True))
     vectors.update({task.task_id: task_vector(task, embedded) for task in missing})
     return vectors

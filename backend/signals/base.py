@@ -19,7 +19,7 @@ class Reads(StrEnum):
 
     ALL = "all"  # every text field, and each dialogue message for span signals
     ANSWERS = "answers"  # only the model's answers (a refusal in a prompt is no refusal)
-    PROMPT = "prompt"  # only the user's last message (is it a question, is the user upset)
+    PROMPT = "prompt"  # only the user's last message (is the user upset)
 
 
 @dataclass(frozen=True)
@@ -54,12 +54,18 @@ class SignalResult:
 
 
 class Signal(ABC):
-    """One signal. `version` is part of its cache key: bump it when results change."""
+    """One signal. `version` is part of its cache key: bump it when results change.
+
+    `reads` is what it computes on (PII spans are wanted in every dialogue turn, a prompt's
+    language is worth knowing); `judges` is the text whose result sets the flag: the answer
+    under review, so a rude or German question never marks a polite English answer.
+    """
 
     name: ClassVar[str]
     description: ClassVar[str]
     flag: ClassVar[str | None] = None
     reads: ClassVar[Reads] = Reads.ALL
+    judges: ClassVar[Reads] = Reads.ANSWERS
     #: True when the spans are worth labelling as regions in Label Studio.
     labels_spans: ClassVar[bool] = False
     version: ClassVar[int] = 1

@@ -1,7 +1,10 @@
-"""Questions in the user's prompt: a question mark, or a sentence opening like one.
+"""Questions: a question mark, or a sentence opening like one.
 
-Sentence embeddings read topic better than form (the `question` concept tells "How do I reset
-my password?" from "Reset my password." at chance), so this rule backs the concept up.
+It runs on every text: on the user's message it says whether the user asked a question (an
+informational score in the prediction's details), on the answer whether the answer asks the
+user something back, which is what the `question` flag judges. Sentence embeddings read topic
+better than form ("How do I reset my password?" and "Reset my password." embed alike), which
+is why this is a rule and not a concept.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from tracetune.backend.signals.base import Reads, Signal, SignalResult, Span, register_signal
+from tracetune.backend.signals.base import Signal, SignalResult, Span, register_signal
 
 MARKS = "?\uff1f\u061f"  # ASCII, full-width (CJK) and Arabic question marks
 QUESTION_MARK = re.compile(rf"[^.!?\n]*[{MARKS}](?=\s|$)")
@@ -24,9 +27,9 @@ OPENING = re.compile(
 @register_signal
 class QuestionSignal(Signal):
     name = "question"
-    description = "the prompt asks a question (question mark or interrogative opening)"
+    description = "a question (mark or interrogative opening); the flag: the answer asks back"
     flag = "question"
-    reads = Reads.PROMPT
+    version = 2  # 2: judges the answer; the prompt's score is informational
 
     def compute(self, texts: Sequence[str]) -> list[SignalResult]:
         results = []
