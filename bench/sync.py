@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
 
 from _servers import label_studio_and_redis  # noqa: E402
-from standins.langsmith_api import LangSmithStandIn  # noqa: E402
+from standins.langsmith import LangSmithStandIn  # noqa: E402
 
 from tracetune.sync.ingest.state import SyncStore  # noqa: E402
 from tracetune.sync.ingest.syncer import run_sync  # noqa: E402

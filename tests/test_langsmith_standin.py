@@ -29,7 +29,7 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.tracers.langchain import wait_for_all_tracers
 from langsmith import traceable
 from langsmith.utils import LangSmithAuthError, LangSmithError, LangSmithNotFoundError
-from standins.langsmith_api import LangSmithStandIn, RunStore
+from standins.langsmith import LangSmithStandIn, RunStore
 
 # Loaded by tests/conftest.py too; named here so `--noconftest` runs still get the fixtures.
 pytest_plugins = ["plugins.langsmith_standin"]

@@ -20,7 +20,7 @@ import langsmith
 import pytest
 from label_studio_sdk import LabelStudio
 from langsmith import traceable
-from standins.langsmith_api import LangSmithStandIn
+from standins.langsmith import LangSmithStandIn
 
 from tracetune.sync.stack.servers import LabelStudioServer, free_port
 
