@@ -8,19 +8,23 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from standins.langsmith.routes import datasets, feedback, projects, runs
+from standins.langsmith.routes import runs_v2 as runs_v2_routes
 from standins.langsmith.store import RunStore
 from standins.langsmith.wire import ApiError, json_response
 
-#: What `/info` reports; the SDK sends feedback through multipart only from 0.8.10 on.
-SERVER_VERSION = "0.10.100"
+#: What `/info` reports: a LangSmith with the v2 run query (self-hosted has it from 0.16.0);
+#: the SDK sends feedback through multipart only from 0.8.10 on.
+SERVER_VERSION = "0.16.2"
+#: What `/info` reports with v2 switched off: a self-hosted LangSmith from before v2.
+SERVER_VERSION_WITHOUT_V2 = "0.10.100"
 
 #: One request as the stand-in saw it: method, path and `Content-Encoding` (zstd or None).
 RequestRecord = tuple[str, str, str | None]
 
 
-def _info(multipart: bool) -> dict[str, Any]:
+def _info(multipart: bool, runs_v2: bool) -> dict[str, Any]:
     return {
-        "version": SERVER_VERSION,
+        "version": SERVER_VERSION if runs_v2 else SERVER_VERSION_WITHOUT_V2,
         "license_expiration_time": None,
         "batch_ingest_config": {
             "use_multipart_endpoint": multipart,
@@ -44,12 +48,15 @@ def create_app(
     store: RunStore | None = None,
     *,
     multipart: bool = True,
+    runs_v2: bool = True,
     log: list[RequestRecord] | None = None,
 ) -> Flask:
     """The LangSmith API stand-in as a Flask app.
 
     `multipart` says whether `/info` steers the SDK's background ingestion to
     `/runs/multipart` (what the real API does today) or to `/runs/batch`; both always work.
+    `runs_v2=False` leaves out `POST /api/v2/runs/query`, which then answers 404 like a
+    self-hosted LangSmith older than 0.16.
     Every request is appended to `log`, so tests can tell which endpoint the SDK chose.
     """
     state = store if store is not None else RunStore()
@@ -75,8 +82,10 @@ def create_app(
 
     @app.get("/info")
     def info() -> Response:
-        return json_response(_info(multipart))
+        return json_response(_info(multipart, runs_v2))
 
     for resource in (runs, projects, feedback, datasets):
         resource.register(app, state)
+    if runs_v2:
+        runs_v2_routes.register(app, state)
     return app

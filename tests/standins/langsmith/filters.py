@@ -266,6 +266,21 @@ def compile_filter(text: str) -> Predicate:
     return _compile(_Parser(text).parse())
 
 
+def filter_fields(text: str) -> set[str]:
+    """The fields a filter string names, e.g. to tell whether it has a feedback condition."""
+    fields: set[str] = set()
+    pending: list[Any] = [_Parser(text).parse()]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, _Field):
+            fields.add(node.name)
+        elif isinstance(node, _Call):
+            pending.extend(node.args)
+        elif isinstance(node, list):
+            pending.extend(node)
+    return fields
+
+
 def _compile(node: Any) -> Predicate:
     if not isinstance(node, _Call):
         raise FilterError(f"expected a function call, found {node!r}")
@@ -274,6 +289,9 @@ def _compile(node: Any) -> Predicate:
         if not args:
             raise FilterError(f"{name}() needs at least one argument")
         if name == "or":
+            lookup = _string_lookup(args)
+            if lookup is not None:
+                return lookup
             parts = [_compile(arg) for arg in args]
             return lambda view: any(part(view) for part in parts)
         return _compile_and(args)
@@ -296,6 +314,32 @@ def _compile(node: Any) -> Predicate:
     if name in _COMPARATORS | {"in"}:
         return _compile_comparison(name, args)
     raise FilterError(f"unknown function {name!r}")
+
+
+def _string_lookup(args: Sequence[Any]) -> Predicate | None:
+    """`or(eq(trace_id, "a"), eq(trace_id, "b"), ...)` as one set lookup, when it is that.
+
+    Clients select the runs of a batch of traces this way; hundreds of separate comparisons
+    per run would make the stand-in, not the client, the slow part of a large sync.
+    """
+    fields = set()
+    values = set()
+    for arg in args:
+        if not (
+            isinstance(arg, _Call)
+            and arg.name == "eq"
+            and len(arg.args) == 2
+            and isinstance(arg.args[0], _Field)
+            and arg.args[0].name in _STRING_FIELDS
+            and isinstance(arg.args[1], str)
+        ):
+            return None
+        fields.add(arg.args[0].name)
+        values.add(arg.args[1])
+    if len(fields) != 1:
+        return None
+    (field,) = fields
+    return lambda view: view.get(field) in values
 
 
 def _compile_and(args: Sequence[Any]) -> Predicate:

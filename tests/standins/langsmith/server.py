@@ -10,6 +10,8 @@ from standins.langsmith.store import RunStore
 class LangSmithStandIn:
     """The stand-in served on a free loopback port, from construction until `stop()`.
 
+    `runs_v2=False` makes it a LangSmith without the v2 run query (see `create_app`).
+
     >>> with LangSmithStandIn(api_key="test-key") as langsmith:
     ...     client = langsmith_sdk.Client(api_url=langsmith.url, api_key=langsmith.api_key)
     """
@@ -20,13 +22,16 @@ class LangSmithStandIn:
         store: RunStore | None = None,
         *,
         multipart: bool = True,
+        runs_v2: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         self.api_key = api_key
         self.store = store if store is not None else RunStore()
         self.requests: list[RequestRecord] = []
-        app = create_app(api_key, self.store, multipart=multipart, log=self.requests)
+        app = create_app(
+            api_key, self.store, multipart=multipart, runs_v2=runs_v2, log=self.requests
+        )
         self._server = BackgroundServer(app, host, port)
         self.url = self._server.url
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from standins.langsmith.store.datasets import DatasetStore
 from standins.langsmith.store.feedback import FeedbackStore
 from standins.langsmith.store.projects import ProjectStore
-from standins.langsmith.store.queries import RunQueries
+from standins.langsmith.store.queries_v2 import RunQueriesV2
 from standins.langsmith.store.runs import RunIngest
 
 
-class RunStore(ProjectStore, RunIngest, RunQueries, FeedbackStore, DatasetStore):
+class RunStore(ProjectStore, RunIngest, RunQueriesV2, FeedbackStore, DatasetStore):
     """Projects, runs, datasets, examples and feedback of one stand-in."""
 
 

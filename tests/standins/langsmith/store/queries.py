@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import bisect
 import heapq
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from standins.langsmith.filters import FilterError, RunView, compile_filter
@@ -19,8 +18,15 @@ from standins.langsmith.run_values import (
     run_status,
     sort_key,
 )
+from standins.langsmith.store.cursors import (
+    SortKey,
+    decode_cursor,
+    encode_cursor,
+    start_bound,
+    window_keys,
+)
 from standins.langsmith.store.state import StoreState
-from standins.langsmith.wire import TENANT_ID, ApiError, as_datetime, canonical_uuid, dumps, loads
+from standins.langsmith.wire import TENANT_ID, ApiError, as_datetime, canonical_uuid
 
 #: The real API's largest `/runs/query` page.
 MAX_PAGE = 100
@@ -58,12 +64,12 @@ class RunQueries(StoreState):
         select = self._select(body.get("select"))
         if body.get("query"):
             raise ApiError(400, "natural-language queries are not supported by this server")
-        after = _decode_cursor(body["cursor"]) if body.get("cursor") else None
+        after = decode_cursor(body["cursor"]) if body.get("cursor") else None
         with self._lock:
             keys = self._candidate_keys(body, after, descending=order == "desc")
             predicate = self._predicate(body)
             page: list[dict[str, Any]] = []
-            last: tuple[str, str] | None = None
+            last: SortKey | None = None
             for key in keys:
                 record = self._runs[key[1]]
                 if predicate(record):
@@ -71,7 +77,7 @@ class RunQueries(StoreState):
                     last = key
                     if len(page) == page_size:
                         break
-        next_cursor = _encode_cursor(last) if len(page) == page_size and last else None
+        next_cursor = encode_cursor(last) if len(page) == page_size and last else None
         return {"runs": page, "cursors": {"next": next_cursor, "prev": None}}
 
     @staticmethod
@@ -84,16 +90,20 @@ class RunQueries(StoreState):
         return tuple(dict.fromkeys((*ALWAYS_SELECTED, *select)))
 
     def _candidate_keys(
-        self, body: Mapping[str, Any], after: tuple[str, str] | None, descending: bool
-    ) -> Iterator[tuple[str, str]]:
-        """Sort keys in page order, strictly after the cursor, from the narrowest index."""
+        self, body: Mapping[str, Any], after: SortKey | None, descending: bool
+    ) -> Iterator[SortKey]:
+        """Sort keys in page order, strictly after the cursor, from the narrowest index.
+
+        A project's runs are read only within the body's start-time window (both ends
+        included), so a narrow window reads little of a large project.
+        """
         if body.get("id") is not None or body.get("trace"):
             if body.get("id") is not None:
                 ids = [canonical_uuid(i, "run id") for i in body["id"]]
             else:
                 ids = list(self._traces.get(canonical_uuid(body["trace"], "trace id"), []))
             keys = sorted(sort_key(self._runs[i]) for i in ids if i in self._runs)
-            return _from_cursor(keys, after, descending)
+            return window_keys(keys, after, descending)
         if body.get("session"):
             sessions = [canonical_uuid(s, "session id") for s in body["session"]]
         elif body.get("parent_run") or body.get("reference_example"):
@@ -104,7 +114,11 @@ class RunQueries(StoreState):
                 "At least one of 'session', 'id', 'parent_run', 'trace' or "
                 "'reference_example' must be specified",
             )
-        streams = [_from_cursor(self._order.get(s, []), after, descending) for s in sessions]
+        low = start_bound(as_datetime(body.get("start_time")), inclusive=False)
+        high = start_bound(as_datetime(body.get("end_time")), inclusive=True)
+        streams = [
+            window_keys(self._order.get(s, []), after, descending, low, high) for s in sessions
+        ]
         return streams[0] if len(streams) == 1 else heapq.merge(*streams, reverse=descending)
 
     def _predicate(self, body: Mapping[str, Any]) -> Callable[[dict[str, Any]], bool]:
@@ -130,6 +144,13 @@ class RunQueries(StoreState):
         if body.get("reference_example"):
             examples = {canonical_uuid(e, "reference_example") for e in body["reference_example"]}
             tests.append(lambda r: r["reference_example_id"] in examples)
+        tests.extend(self._filter_tests(body, self._field_value))
+        return lambda record: all(test(record) for test in tests)
+
+    def _filter_tests(
+        self, body: Mapping[str, Any], values: Callable[[Mapping[str, Any], str], Any]
+    ) -> list[Callable[[dict[str, Any]], bool]]:
+        """`filter` tests the run, `trace_filter` its root, `tree_filter` any run of its trace."""
         try:
             compiled = {
                 key: compile_filter(body[key])
@@ -138,25 +159,24 @@ class RunQueries(StoreState):
             }
         except FilterError as exc:
             raise ApiError(400, f"Invalid filter: {exc}") from exc
+        tests: list[Callable[[dict[str, Any]], bool]] = []
         if "filter" in compiled:
-            tests.append(lambda r: compiled["filter"](RunView(self._field_value, r)))
+            tests.append(lambda r: compiled["filter"](RunView(values, r)))
         if "trace_filter" in compiled:
             tests.append(
                 lambda r: (
                     r["trace_id"] in self._runs
-                    and compiled["trace_filter"](
-                        RunView(self._field_value, self._runs[r["trace_id"]])
-                    )
+                    and compiled["trace_filter"](RunView(values, self._runs[r["trace_id"]]))
                 )
             )
         if "tree_filter" in compiled:
             tests.append(
                 lambda r: any(
-                    compiled["tree_filter"](RunView(self._field_value, self._runs[i]))
+                    compiled["tree_filter"](RunView(values, self._runs[i]))
                     for i in self._traces[r["trace_id"]]
                 )
             )
-        return lambda record: all(test(record) for test in tests)
+        return tests
 
     def _usage_totals(self, record: Mapping[str, Any]) -> tuple[int, int, int]:
         """Tokens of the run and its descendants, as the real API sums them up the tree."""
@@ -170,8 +190,13 @@ class RunQueries(StoreState):
                     totals[i] += n
         return totals[0], totals[1], totals[2]
 
-    def _field_value(self, record: Mapping[str, Any], name: str) -> Any:
-        """What a filter field means for one run."""
+    def _field_value(
+        self,
+        record: Mapping[str, Any],
+        name: str,
+        feedback_window: tuple[datetime | None, datetime | None] = (None, None),
+    ) -> Any:
+        """What a filter field means for one run; feedback counts only inside the window."""
         if name in ("start_time", "end_time"):
             return record["_start"] if name == "start_time" else record["_end"]
         if name == "latency":
@@ -196,10 +221,10 @@ class RunQueries(StoreState):
         if name == "metadata_pairs":
             return list(self._field_value(record, "metadata").items())
         if name == "feedback_pairs":
-            return [
-                (self._feedback[f]["key"], self._feedback[f]["score"])
-                for f in self._feedback_by_run.get(record["id"], [])
-            ]
+            records = [self._feedback[f] for f in self._feedback_by_run.get(record["id"], [])]
+            if feedback_window != (None, None):
+                records = [f for f in records if _modified_within(f, feedback_window)]
+            return [(f["key"], f["score"]) for f in records]
         if name in ("input_pairs", "output_pairs"):
             return list(flat_pairs(record["inputs" if name == "input_pairs" else "outputs"]))
         if name == "search_text":
@@ -246,27 +271,14 @@ class RunQueries(StoreState):
         return out
 
 
-def _from_cursor(
-    keys: Sequence[tuple[str, str]], after: tuple[str, str] | None, descending: bool
-) -> Iterator[tuple[str, str]]:
-    """Keys strictly after `after` in page order, without copying the list."""
-    if descending:
-        position = len(keys) if after is None else bisect.bisect_left(keys, after)
-        for index in range(position - 1, -1, -1):
-            yield keys[index]
-    else:
-        position = 0 if after is None else bisect.bisect_right(keys, after)
-        for index in range(position, len(keys)):
-            yield keys[index]
-
-
-def _encode_cursor(key: tuple[str, str]) -> str:
-    return base64.urlsafe_b64encode(dumps(list(key))).decode()
-
-
-def _decode_cursor(cursor: Any) -> tuple[str, str]:
-    try:
-        start, run_id = loads(base64.urlsafe_b64decode(str(cursor).encode()))
-        return str(start), str(run_id)
-    except (ValueError, TypeError, ApiError) as exc:
-        raise ApiError(400, f"Invalid cursor: {cursor!r}") from exc
+def _modified_within(
+    feedback: Mapping[str, Any], window: tuple[datetime | None, datetime | None]
+) -> bool:
+    """Whether feedback was last modified in `[since, until)`; an open end does not limit."""
+    since, until = window
+    modified = as_datetime(feedback["modified_at"])
+    return (
+        modified is not None
+        and (since is None or modified >= since)
+        and (until is None or modified < until)
+    )
