@@ -70,7 +70,7 @@ class RunQueriesV2(RunQueries):
     """`POST /api/v2/runs/query` over the same runs, filters and feedback as v1."""
 
     def query_runs_v2(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """One page of runs, newest first, and the cursor of the next page."""
+        """One page of runs, newest first, and the cursor of the next page if there is one."""
         if body.get("ai_search") or body.get("sem_filter"):
             raise ApiError(501, "AI search and semantic filters are not available on this server")
         page_size = _page_size(body.get("page_size"))
@@ -86,14 +86,17 @@ class RunQueriesV2(RunQueries):
             predicate = self._v2_predicate(body, sessions, run_type, (since, until))
             page: list[dict[str, Any]] = []
             last: SortKey | None = None
+            more = False
             for key in self._v2_candidates(body, sessions, (since, until), after):
                 record = self._runs[key[1]]
-                if predicate(record):
-                    page.append(self._public_v2(record, selects, subtree))
-                    last = key
-                    if len(page) == page_size:
-                        break
-        next_cursor = encode_cursor(last) if len(page) == page_size and last else None
+                if not predicate(record):
+                    continue
+                if len(page) == page_size:
+                    more = True  # a cursor only when another run matches, so no empty page
+                    break
+                page.append(self._public_v2(record, selects, subtree))
+                last = key
+        next_cursor = encode_cursor(last) if more and last else None
         return {"items": page, "next_cursor": next_cursor}
 
     def _v2_sessions(self, body: Mapping[str, Any]) -> tuple[set[str], datetime | None]:
