@@ -63,6 +63,14 @@ _ALWAYS_NULL = {
     "PRICE_MODEL_ID", "THREAD_EVALUATION_TIME", "LAST_QUEUED_AT", "SHARE_URL", "LS_USER_ID",
 }  # fmt: skip
 
+#: Properties that are a stored field as it is.
+_STORED = {
+    "ID": "id", "NAME": "name", "ERROR": "error", "EXTRA": "extra", "EVENTS": "events",
+    "INPUTS": "inputs", "OUTPUTS": "outputs", "PROJECT_ID": "session_id",
+    "TRACE_ID": "trace_id", "DOTTED_ORDER": "dotted_order", "TAGS": "tags",
+    "REFERENCE_EXAMPLE_ID": "reference_example_id",
+}  # fmt: skip
+
 Window = tuple[datetime | None, datetime | None]
 
 
@@ -194,14 +202,8 @@ class RunQueriesV2(RunQueries):
 
     def _v2_value(self, record: Mapping[str, Any], name: str, subtree: bool) -> Any:
         """One `RunSelectField` of a run."""
-        simple = {
-            "ID": "id", "NAME": "name", "ERROR": "error", "EXTRA": "extra", "EVENTS": "events",
-            "INPUTS": "inputs", "OUTPUTS": "outputs", "PROJECT_ID": "session_id",
-            "TRACE_ID": "trace_id", "DOTTED_ORDER": "dotted_order", "TAGS": "tags",
-            "REFERENCE_EXAMPLE_ID": "reference_example_id",
-        }  # fmt: skip
-        if name in simple:
-            return record[simple[name]]
+        if name in _STORED:
+            return record[_STORED[name]]
         if name in ("RUN_TYPE", "STATUS"):
             return str(self._field_value(record, name.lower())).upper()
         if name in ("START_TIME", "END_TIME"):
