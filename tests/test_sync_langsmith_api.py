@@ -327,12 +327,12 @@ def test_pages_stream_and_children_come_per_batch_of_roots(
     before = _requests(langsmith_standin, V2)
     items = source.fetch(None)
     first = next(items)
-    # One page of 200 roots and their children (two queries of 100 traces) before the first
-    # run is handed on: nothing of the rest of the project is read yet.
-    assert _requests(langsmith_standin, V2) - before == 1 + 2
+    # One page of 200 roots and one query for their children before the first run is handed
+    # on: nothing of the rest of the project is read yet.
+    assert _requests(langsmith_standin, V2) - before == 1 + 1
     rest = list(items)
-    # 6 pages of roots (5 x 200 + 50) and 11 child queries (5 x 2 + 1).
-    assert _requests(langsmith_standin, V2) - before == 6 + 11
+    # 6 pages of roots (5 x 200 + 50), each batch's children in one query.
+    assert _requests(langsmith_standin, V2) - before == 6 + 6
     conversations = [convert_run(i.run, i.feedback, i.project) for i in [first, *rest]]
     assert len(conversations) == 1050 and not any(isinstance(c, Skip) for c in conversations)
     for conversation in conversations:

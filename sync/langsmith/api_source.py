@@ -27,8 +27,9 @@ from tracetune.sync.timestamps import naive_utc
 
 #: LangSmith's run types (`--run-type`); v2 refuses any other.
 RUN_TYPES = ("llm", "chain", "tool", "retriever", "embedding", "prompt", "parser")
-#: Trace ids per child-run query: a filter of this many stays a few kilobytes.
-TRACES_PER_QUERY = 100
+#: Trace ids per child-run query, so one query serves a default batch of roots: each query
+#: costs a round trip, and a filter of 500 trace ids is about 28 KB of request body.
+TRACES_PER_QUERY = 500
 #: Room after a root's end for its children's start times (clocks and rounding).
 CHILD_MARGIN = timedelta(seconds=1)
 
@@ -127,7 +128,7 @@ class LangSmithApiSource:
             yield SourceRun(run, feedback.get(str(run["id"]), []), project)
 
     def _retrievers(self, project_id: str, roots: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        """The retriever runs of these roots' traces, a hundred traces per query.
+        """The retriever runs of these roots' traces, up to `TRACES_PER_QUERY` traces a query.
 
         Children start within their root's run, so each query is bounded by the roots'
         earliest start and latest end (open-ended while a root is still running).
