@@ -23,7 +23,7 @@ from langsmith import traceable
 from plugins.backend_server import BackendServer
 from plugins.openai_standin import OpenAIStandin
 from plugins.rq_worker import wait_for_job
-from standins.langsmith_api import LangSmithStandIn
+from standins.langsmith import LangSmithStandIn
 from worker_env import tracetune, worker_env
 
 from tracetune.sync.review_kinds import (

@@ -29,7 +29,7 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.tracers.langchain import wait_for_all_tracers
 from langsmith import traceable
 from langsmith.utils import LangSmithAuthError, LangSmithError, LangSmithNotFoundError
-from standins.langsmith_api import LangSmithStandIn, RunStore
+from standins.langsmith import LangSmithStandIn, RunStore
 
 # Loaded by tests/conftest.py too; named here so `--noconftest` runs still get the fixtures.
 pytest_plugins = ["plugins.langsmith_standin"]
@@ -454,6 +454,252 @@ def test_ten_thousand_runs_page_through_quickly(
     elapsed = time.perf_counter() - started
     assert len({run.id for run in listed}) == 10_000
     assert elapsed < 20, f"10,000 runs took {elapsed:.1f} s"
+
+
+# --- reading runs through v2: `runs.query()` ---------------------------------------------------
+
+EARLY = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def api(langsmith_standin: LangSmithStandIn) -> langsmith.Langsmith:
+    """The SDK's generated v2 client, without retries so that refusals come back at once."""
+    return langsmith.Langsmith(
+        api_key=langsmith_standin.api_key, base_url=langsmith_standin.url, max_retries=0
+    )
+
+
+def project_id(sdk: langsmith.Client, name: str) -> str:
+    return str(sdk.read_project(project_name=name).id)
+
+
+def v2_names(api: langsmith.Langsmith, **arguments: Any) -> set[str]:
+    return {run.name for run in api.runs.query(selects=["NAME"], **arguments) if run.name}
+
+
+def test_v2_pages_through_every_run_once_newest_first(
+    langsmith_standin: LangSmithStandIn,
+    api: langsmith.Langsmith,
+    client: langsmith.Client,
+    langsmith_project: Callable[[str], str],
+) -> None:
+    project = langsmith_project("v2-pages")
+    session = langsmith_standin.store.create_project(project)
+    starts = [T0 + timedelta(seconds=i // 2) for i in range(250)]  # two runs per start time
+    ids = langsmith_standin.store.add_runs(
+        [
+            {"name": f"run-{i}", "run_type": "chain", "start_time": start}
+            for i, start in enumerate(starts)
+        ],
+        project=project,
+    )
+    before = queries(langsmith_standin, "/api/v2/runs/query")
+    v1_before = queries(langsmith_standin, "/runs/query")
+
+    pager = api.runs.query(project_ids=[session], min_start_time=EARLY, page_size=100)
+    runs = list(pager)
+    assert len(runs) == 250 and {run.id for run in runs} == set(ids)
+    assert queries(langsmith_standin, "/api/v2/runs/query") - before == 3  # 100 + 100 + 50
+    assert (runs[0].name, runs[0].start_time) == (None, None)  # no selects: only `id`
+    assert runs[0].id in {ids[248], ids[249]} and runs[-1].id in {ids[0], ids[1]}
+    dated = list(
+        api.runs.query(project_ids=[session], min_start_time=EARLY, selects=["START_TIME"])
+    )
+    assert [r.start_time for r in dated] == sorted((r.start_time for r in dated), reverse=True)
+    assert queries(langsmith_standin, "/runs/query") == v1_before
+
+
+def test_v2_reads_the_last_day_unless_told_otherwise(
+    langsmith_standin: LangSmithStandIn,
+    api: langsmith.Langsmith,
+    langsmith_project: Callable[[str], str],
+) -> None:
+    project = langsmith_project("v2-window")
+    session = langsmith_standin.store.create_project(project)
+    now = datetime.now(UTC)
+    langsmith_standin.store.add_runs(
+        [
+            {"name": "last week", "run_type": "chain", "start_time": now - timedelta(days=7)},
+            {"name": "an hour ago", "run_type": "chain", "start_time": now - timedelta(hours=1)},
+        ],
+        project=project,
+    )
+    assert v2_names(api, project_ids=[session]) == {"an hour ago"}
+    assert v2_names(api, project_ids=[session], min_start_time=now - timedelta(days=8)) == {
+        "last week",
+        "an hour ago",
+    }
+    two_hours_ago = now - timedelta(hours=2)
+    assert v2_names(
+        api, project_ids=[session], min_start_time=EARLY, max_start_time=two_hours_ago
+    ) == {"last week"}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({}, {"alpha", "alpha-llm", "beta", "gamma", "delta"}),
+        ({"run_type": "LLM"}, {"alpha-llm", "beta"}),
+        ({"is_root": True}, {"alpha", "beta", "gamma", "delta"}),
+        ({"is_root": False}, {"alpha-llm"}),
+        ({"has_error": True}, {"beta"}),
+        ({"has_error": False}, {"alpha", "alpha-llm", "gamma", "delta"}),
+        ({"min_start_time": T0 + timedelta(minutes=90)}, {"gamma", "delta"}),
+        ({"max_start_time": T0 + timedelta(hours=1)}, {"alpha", "alpha-llm"}),  # exclusive
+        ({"filter": 'and(has(tags, "prod"), gt(latency, 2))'}, {"beta"}),
+        ({"filter": 'and(eq(metadata_key, "user"), eq(metadata_value, "u2"))'}, {"beta", "delta"}),
+        (
+            {"filter": 'and(eq(feedback_key, "user_score"), gte(feedback_score, 1))'},
+            {"alpha", "gamma"},
+        ),
+        ({"trace_filter": 'eq(name, "alpha")'}, {"alpha", "alpha-llm"}),
+        ({"is_root": True, "tree_filter": 'eq(run_type, "llm")'}, {"alpha", "beta"}),
+    ],
+)
+def test_v2_arguments(
+    filter_project: dict[str, Any],
+    api: langsmith.Langsmith,
+    arguments: dict[str, Any],
+    expected: set[str],
+) -> None:
+    session = project_id(filter_project["client"], filter_project["project"])
+    window = {"min_start_time": EARLY, **arguments}
+    assert v2_names(api, project_ids=[session], **window) == expected
+
+
+def test_v2_by_ids_and_by_trace(filter_project: dict[str, Any], api: langsmith.Langsmith) -> None:
+    ids, session = (
+        filter_project["ids"],
+        project_id(filter_project["client"], filter_project["project"]),
+    )
+    scope = {"project_ids": [session], "min_start_time": EARLY}
+    chosen = [str(ids["beta"]), str(ids["gamma"])]
+    assert v2_names(api, ids=chosen, **scope) == {"beta", "gamma"}
+    assert v2_names(api, ids=chosen, run_type="LLM", **scope) == {"beta"}  # combined, unlike v1
+    assert v2_names(api, trace_id=str(ids["alpha"]), **scope) == {"alpha", "alpha-llm"}
+
+
+def test_v2_runs_carry_the_selected_properties_in_v2_shape(
+    filter_project: dict[str, Any], api: langsmith.Langsmith
+) -> None:
+    sdk, ids = filter_project["client"], filter_project["ids"]
+    session = project_id(sdk, filter_project["project"])
+    selects = [
+        "NAME", "RUN_TYPE", "STATUS", "START_TIME", "END_TIME", "LATENCY_SECONDS", "INPUTS",
+        "OUTPUTS", "EXTRA", "METADATA", "TAGS", "PROJECT_ID", "TRACE_ID", "PARENT_RUN_IDS",
+        "IS_ROOT", "TOTAL_TOKENS", "FEEDBACK_STATS", "INPUTS_PREVIEW", "TOTAL_COST",
+    ]  # fmt: skip
+    runs = {
+        run.name: run
+        for run in api.runs.query(project_ids=[session], min_start_time=EARLY, selects=selects)
+    }
+    alpha, child, gamma = runs["alpha"], runs["alpha-llm"], runs["gamma"]
+    assert (alpha.run_type, alpha.status, child.run_type) == ("CHAIN", "SUCCESS", "LLM")
+    assert runs["beta"].status == "ERROR" and runs["delta"].status == "PENDING"
+    assert alpha.project_id == session and alpha.trace_id == child.trace_id == str(ids["alpha"])
+    assert (alpha.parent_run_ids, child.parent_run_ids) == ([], [str(ids["alpha"])])
+    assert (alpha.is_root, child.is_root) == (True, False)
+    assert alpha.start_time == T0 and alpha.latency_seconds == 1.0
+    assert alpha.inputs == {"question": "alpha"} and alpha.outputs == {"answer": "ok"}
+    assert (alpha.metadata["user"], alpha.metadata["tier"]) == ("u1", "pro")
+    assert alpha.metadata == alpha.extra["metadata"]
+    assert alpha.tags == ["prod", "beta"] and alpha.inputs_preview == '{"question": "alpha"}'
+    # Tokens are the run's own unless `include_subtree_usage` asks for the subtree's.
+    assert (alpha.total_tokens, child.total_tokens, alpha.total_cost) == (0, 150, None)
+    (summed,) = api.runs.query(
+        project_ids=[session], min_start_time=EARLY, ids=[str(ids["alpha"])],
+        selects=["TOTAL_TOKENS"], include_subtree_usage=True,
+    )  # fmt: skip
+    assert summed.total_tokens == 150
+    scores = gamma.feedback_stats
+    assert scores["correctness"].n == 1 and scores["correctness"].avg == 0.4
+    assert (scores["user_score"].min, scores["user_score"].max) == (1.0, 1.0)
+    assert scores["user_score"].stdev is None and scores["user_score"].sources == ["api"]
+
+
+def test_v2_feedback_window_applies_to_feedback_conditions(
+    filter_project: dict[str, Any], api: langsmith.Langsmith
+) -> None:
+    session = project_id(filter_project["client"], filter_project["project"])
+    scope = {"project_ids": [session], "min_start_time": EARLY}
+    rated = 'eq(feedback_key, "user_score")'
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    assert v2_names(api, filter=rated, max_feedback_modified_at=later, **scope) == {
+        "alpha", "beta", "gamma",
+    }  # fmt: skip
+    assert v2_names(api, filter=rated, min_feedback_modified_at=later, **scope) == set()
+    with pytest.raises(langsmith.BadRequestError, match="feedback condition"):
+        api.runs.query(filter='eq(name, "alpha")', min_feedback_modified_at=later, **scope)
+
+
+def test_v2_experiments_by_reference_dataset(
+    langsmith_standin: LangSmithStandIn,
+    client: langsmith.Client,
+    api: langsmith.Langsmith,
+    langsmith_project: Callable[[str], str],
+) -> None:
+    dataset = client.create_dataset(langsmith_project("v2-dataset"))
+    (example,) = client.create_examples(dataset_id=dataset.id, examples=[{"inputs": {"q": "?"}}])[
+        "example_ids"
+    ]
+    experiment = client.create_project(langsmith_project("v2-exp"), reference_dataset_id=dataset.id)
+    client.create_run(
+        "target", {"q": "?"}, "chain", project_name=experiment.name, reference_example_id=example
+    )
+    client.flush()
+    (run,) = api.runs.query(
+        reference_dataset_id=str(dataset.id), selects=["NAME", "REFERENCE_DATASET_ID", "PROJECT_ID"]
+    )  # no window given: it starts with the dataset's first experiment
+    assert (run.name, run.reference_dataset_id, run.project_id) == (
+        "target", str(dataset.id), str(experiment.id),
+    )  # fmt: skip
+    assert (
+        v2_names(api, reference_dataset_id=str(dataset.id), reference_examples=[str(uuid.uuid4())])
+        == set()
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "status", "message"),
+    [
+        ({"page_size": 0}, 400, "page_size"),
+        ({"page_size": 1001}, 400, "page_size"),
+        ({"selects": ["NAME", "COLOUR"]}, 400, "unknown selects: COLOUR"),
+        ({"run_type": "AGENT"}, 400, "run_type must be one of"),
+        ({"filter": 'eq(colour, "red")'}, 400, "Invalid filter"),
+        ({"cursor": "not-a-cursor"}, 400, "Invalid cursor"),
+        ({"reference_dataset_id": str(uuid.UUID(int=7))}, 400, "exactly one of"),
+        ({"ai_search": "runs that failed"}, 501, "not available"),
+    ],
+)
+def test_v2_refusals(
+    filter_project: dict[str, Any],
+    api: langsmith.Langsmith,
+    arguments: dict[str, Any],
+    status: int,
+    message: str,
+) -> None:
+    session = project_id(filter_project["client"], filter_project["project"])
+    with pytest.raises(langsmith.APIStatusError, match=message) as raised:
+        api.runs.query(project_ids=[session], **arguments)
+    assert raised.value.status_code == status
+
+
+def test_v2_needs_the_api_key(langsmith_standin: LangSmithStandIn) -> None:
+    intruder = langsmith.Langsmith(api_key="lsv2_wrong", base_url=langsmith_standin.url)
+    with pytest.raises(langsmith.AuthenticationError):
+        intruder.runs.query(project_ids=[str(uuid.uuid4())])
+
+
+def test_v2_switched_off_answers_404_like_an_older_langsmith() -> None:
+    with LangSmithStandIn(api_key="old-key", runs_v2=False) as old:
+        api = langsmith.Langsmith(api_key="old-key", base_url=old.url, max_retries=0)
+        with pytest.raises(langsmith.NotFoundError):
+            api.runs.query(project_ids=[str(uuid.uuid4())])
+        sdk = langsmith.Client(api_url=old.url, api_key="old-key")
+        assert sdk.info.version == "0.10.100"
+        old.store.add_runs([{"name": "still readable", "run_type": "chain"}], project="p")
+        assert names(sdk.list_runs(project_name="p")) == {"still readable"}
 
 
 # --- errors ------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """The sync reading the LangSmith API through the real SDK, pointed at the stand-in.
 
 Traces are written by real code through the real SDK (`@traceable`, `Client.create_run`,
-`create_feedback`), then `tracetune sync` reads them back like it would from LangSmith.
+`create_feedback`), then `tracetune sync` reads them back like it would from LangSmith:
+through v2's `runs.query()`, or v1's `/runs/query` where the stand-in plays a LangSmith
+without v2. The stand-in's request log shows which endpoint, and how many pages, were read.
 """
 
 from __future__ import annotations
@@ -20,15 +22,32 @@ import langsmith
 import pytest
 from label_studio_sdk import LabelStudio
 from langsmith import traceable
-from standins.langsmith_api import LangSmithStandIn
+from pydantic import SecretStr
+from standins.langsmith import LangSmithStandIn
+from typer.testing import CliRunner
 
+from tracetune.sync.cli.app import app as tracetune_app
+from tracetune.sync.errors import AuthenticationError, ServiceUnavailableError
+from tracetune.sync.langsmith.api_source import LangSmithApiSource, RunSelection
+from tracetune.sync.langsmith.client import LangSmithClients, langsmith_errors, make_client
+from tracetune.sync.langsmith.from_langsmith import Skip, convert_run
+from tracetune.sync.langsmith.run_query import ROOT_FIELDS, RunQuery
+from tracetune.sync.langsmith.run_reader import RunReader
+from tracetune.sync.langsmith.runs_v1 import query_v1
+from tracetune.sync.settings import Settings
 from tracetune.sync.stack.servers import LabelStudioServer, free_port
+
+V2 = "/api/v2/runs/query"
+V1 = "/runs/query"
 
 TRACETUNE = str(Path(".venv/bin/tracetune").resolve())
 
 
+_SDK_PREFIXES = ("LANGSMITH_", "LANGCHAIN_")
+
+
 def _env(standin: LangSmithStandIn, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGSMITH_", "LANGCHAIN_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_SDK_PREFIXES)}
     env.update(LANGSMITH_ENDPOINT=standin.url, LANGSMITH_API_KEY=standin.api_key, **extra)
     return env
 
@@ -43,12 +62,26 @@ def _client(standin: LangSmithStandIn) -> langsmith.Client:
     return langsmith.Client(api_url=standin.url, api_key=standin.api_key)
 
 
+def _dry_run_lines(project: str, standin: LangSmithStandIn, *args: str) -> list[dict[str, Any]]:
+    """`tracetune sync --dry-run --json` run in this process: the same command, no start-up."""
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith(_SDK_PREFIXES)}
+    env.update(LANGSMITH_ENDPOINT=standin.url, LANGSMITH_API_KEY=standin.api_key)
+    command = ["sync", "--langsmith-project", project, "--dry-run", "--json", *args]
+    result = CliRunner().invoke(tracetune_app, command, env=env)
+    assert result.exit_code == 0, (result.output, result.exception)
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
 def _dry_run_ids(project: str, standin: LangSmithStandIn, *args: str) -> set[str]:
-    result = _tracetune(
-        "sync", "--langsmith-project", project, "--dry-run", "--json", *args, env=_env(standin)
-    )
-    assert result.returncode == 0, result.stderr
-    return {json.loads(line)["run_id"] for line in result.stdout.splitlines() if '"data"' in line}
+    return {line["run_id"] for line in _dry_run_lines(project, standin, *args) if "data" in line}
+
+
+def _requests(standin: LangSmithStandIn, path: str) -> int:
+    return sum(1 for _, seen, _ in standin.requests if seen == path)
+
+
+def _settings(standin: LangSmithStandIn) -> Settings:
+    return Settings(langsmith_endpoint=standin.url, langsmith_api_key=SecretStr(standin.api_key))
 
 
 @pytest.fixture
@@ -99,21 +132,41 @@ def traced_project(
     return {"project": project, "ids": ids}
 
 
-def test_selection_flags_pick_the_right_runs(
+def test_selection_flags_pick_the_right_runs_through_v2(
     traced_project: dict[str, Any], langsmith_standin: LangSmithStandIn
 ) -> None:
     project, ids = traced_project["project"], traced_project["ids"]
+    v1_before = _requests(langsmith_standin, V1)
+    v2_before = _requests(langsmith_standin, V2)
     ok = {ids["billing"], ids["webhooks"], ids["exports"]}
     assert _dry_run_ids(project, langsmith_standin) == ok
     assert _dry_run_ids(project, langsmith_standin, "--tag", "staging") == {ids["exports"]}
     assert _dry_run_ids(project, langsmith_standin, "--metadata", "tier=free") == {ids["webhooks"]}
     thumbs_up = ("--feedback-key", "user_score", "--feedback-min", "1")
     assert _dry_run_ids(project, langsmith_standin, *thumbs_up) == {ids["billing"]}
+    assert _dry_run_ids(project, langsmith_standin, "--feedback-key", "user_score") == {
+        ids["billing"], ids["webhooks"],
+    }  # fmt: skip
     assert _dry_run_ids(project, langsmith_standin, "--filter", 'eq(name, "nothing")') == set()
+    assert _dry_run_ids(project, langsmith_standin, "--run-type", "chain") == ok
+    assert _dry_run_ids(project, langsmith_standin, "--run-type", "llm") == set()
     assert _dry_run_ids(project, langsmith_standin, "--limit", "1") <= ok
     assert len(_dry_run_ids(project, langsmith_standin, "--limit", "1")) == 1
     future = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    past = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
     assert _dry_run_ids(project, langsmith_standin, "--since", future) == set()
+    assert _dry_run_ids(project, langsmith_standin, "--since", past, "--until", future) == ok
+    assert _dry_run_ids(project, langsmith_standin, "--until", past) == set()
+    # Errors included: the failed run is read, then skipped with its reason.
+    included = _dry_run_lines(project, langsmith_standin, "--errors", "include")
+    assert {line["run_id"] for line in included} == ok | {ids["crash"]}
+    # Child runs too: the four retriever runs come with the roots.
+    everything = _dry_run_lines(project, langsmith_standin, "--all-runs")
+    retrievers = _dry_run_lines(project, langsmith_standin, "--all-runs", "--run-type", "retriever")
+    assert len(everything) == 3 + 4 and len(retrievers) == 4
+    assert {line["run_id"] for line in retrievers} < {line["run_id"] for line in everything}
+    assert _requests(langsmith_standin, V2) > v2_before
+    assert _requests(langsmith_standin, V1) == v1_before  # v2 only: v1 was never asked
 
 
 def test_errors_only_selects_failed_runs_which_are_then_skipped_with_a_reason(
@@ -206,8 +259,14 @@ def test_a_dataset_is_a_source_of_examples(
     client.create_examples(
         dataset_id=dataset.id,
         examples=[
-            {"inputs": {"question": "What is SSO?"}, "outputs": {"answer": "Single sign-on."}},
-            {"inputs": {"question": "Where are exports?"}, "outputs": {"answer": "Data > Export."}},
+            {
+                "inputs": {"question": "What is SSO?"},
+                "reference_outputs": {"answer": "Single sign-on."},
+            },
+            {
+                "inputs": {"question": "Where are exports?"},
+                "reference_outputs": {"answer": "Data > Export."},
+            },
         ],
     )
     result = _tracetune(
@@ -216,3 +275,171 @@ def test_a_dataset_is_a_source_of_examples(
     assert result.returncode == 0, result.stderr
     answers = sorted(json.loads(line)["data"]["answer"] for line in result.stdout.splitlines())
     assert answers == ["Data > Export.", "Single sign-on."]
+
+
+# --- the v2 path: pages, children per batch, streaming, limit ---------------------------------
+
+T0 = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)
+
+
+def _rag_traces(count: int) -> list[dict[str, Any]]:
+    """`count` traces, each a root chain and the retriever child whose document it used."""
+    runs = []
+    for i in range(count):
+        root, child = str(uuid.uuid4()), str(uuid.uuid4())
+        started = T0 + timedelta(seconds=10 * i)
+        runs += [
+            {
+                "id": root, "trace_id": root, "name": "answer_question", "run_type": "chain",
+                "start_time": started, "end_time": started + timedelta(seconds=2),
+                "inputs": {"question": f"How do I set up integration {i}?"},
+                "outputs": {"answer": f"Open Settings > Integrations > {i}."},
+            },
+            {
+                "id": child, "trace_id": root, "parent_run_id": root, "name": "find_docs",
+                "run_type": "retriever", "start_time": started + timedelta(milliseconds=300),
+                "end_time": started + timedelta(milliseconds=800), "inputs": {"query": str(i)},
+                "outputs": {"documents": [
+                    {"page_content": f"Integration {i} lives under Settings.",
+                     "metadata": {"source": f"integrations/{i}.md"}},
+                ]},
+            },
+        ]  # fmt: skip
+    return runs
+
+
+@pytest.fixture
+def rag_project(
+    langsmith_standin: LangSmithStandIn, langsmith_project: Callable[[str], str]
+) -> str:
+    """1,050 RAG traces loaded straight into the stand-in (2,100 runs)."""
+    project = langsmith_project("rag")
+    langsmith_standin.store.add_runs(_rag_traces(1050), project=project)
+    return project
+
+
+def test_pages_stream_and_children_come_per_batch_of_roots(
+    langsmith_standin: LangSmithStandIn, rag_project: str
+) -> None:
+    source = LangSmithApiSource(
+        make_client(_settings(langsmith_standin)), RunSelection(projects=[rag_project]), page=200
+    )
+    before = _requests(langsmith_standin, V2)
+    items = source.fetch(None)
+    first = next(items)
+    # One page of 200 roots and one query for their children before the first run is handed
+    # on: nothing of the rest of the project is read yet.
+    assert _requests(langsmith_standin, V2) - before == 1 + 1
+    rest = list(items)
+    # 6 pages of roots (5 x 200 + 50), each batch's children in one query.
+    assert _requests(langsmith_standin, V2) - before == 6 + 6
+    conversations = [convert_run(i.run, i.feedback, i.project) for i in [first, *rest]]
+    assert len(conversations) == 1050 and not any(isinstance(c, Skip) for c in conversations)
+    for conversation in conversations:
+        assert not isinstance(conversation, Skip)
+        n = conversation.messages[0].content.split()[-1].rstrip("?")
+        assert [d.source for d in conversation.context_docs] == [f"integrations/{n}.md"]
+    starts = [c.start_time for c in conversations if not isinstance(c, Skip)]
+    assert starts == sorted(starts, reverse=True)  # newest first, as v2 answers
+
+
+def test_limit_stops_across_pages(langsmith_standin: LangSmithStandIn, rag_project: str) -> None:
+    source = LangSmithApiSource(
+        make_client(_settings(langsmith_standin)),
+        RunSelection(projects=[rag_project], limit=250),
+        page=100,
+    )
+    before = _requests(langsmith_standin, V2)
+    assert len(list(source.fetch(None))) == 250
+    assert _requests(langsmith_standin, V2) - before == 3 + 3  # 100 + 100 + 50 roots
+
+
+def test_v2_and_v1_read_the_same_runs(
+    langsmith_standin: LangSmithStandIn, traced_project: dict[str, Any]
+) -> None:
+    """Runs read through v2 and mapped back are the runs v1 returns, field for field."""
+    clients = make_client(_settings(langsmith_standin))
+    project_id = str(clients.client.read_project(project_name=traced_project["project"]).id)
+    query = RunQuery(project_id, error=None)
+    through_v2 = list(RunReader(clients, page_size=3).runs(query, ROOT_FIELDS))
+    through_v1 = list(query_v1(clients.client, query, ROOT_FIELDS, page_size=3))
+    assert len(through_v2) == len(through_v1) == 8  # four traces of two runs
+    for v2, v1 in zip(through_v2, through_v1, strict=True):
+        assert set(v2.get("feedback_stats") or {}) == set(v1.get("feedback_stats") or {})
+        for name in ROOT_FIELDS:
+            if name != "feedback_stats":
+                assert v2[name] == v1[name], name
+
+
+# --- a LangSmith without v2, and errors on the v2 path ----------------------------------------
+
+
+@pytest.fixture
+def langsmith_without_v2(langsmith_standin: LangSmithStandIn) -> Any:
+    """The same runs served by a LangSmith that has no v2 run query."""
+    with LangSmithStandIn(
+        api_key=langsmith_standin.api_key, store=langsmith_standin.store, runs_v2=False
+    ) as old:
+        yield old
+
+
+def test_without_v2_the_sync_reads_v1_after_one_notice(
+    traced_project: dict[str, Any],
+    langsmith_standin: LangSmithStandIn,
+    langsmith_without_v2: LangSmithStandIn,
+) -> None:
+    project, ids = traced_project["project"], traced_project["ids"]
+    for flags in ([], ["--tag", "prod"], ["--feedback-key", "user_score", "--feedback-min", "1"]):
+        assert _dry_run_lines(project, langsmith_without_v2, *flags) == _dry_run_lines(
+            project, langsmith_standin, *flags
+        )
+    result = _tracetune(
+        "sync",
+        "--langsmith-project",
+        project,
+        "--dry-run",
+        "--json",
+        env=_env(langsmith_without_v2),
+    )
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.returncode == 0 and len(lines) == 3
+    billing = next(line["data"] for line in lines if line["run_id"] == ids["billing"])
+    assert billing["context_docs"][0] == {"source": "billing.md", "content": "Docs about billing."}
+    notices = [line for line in result.stderr.splitlines() if line.strip()]
+    assert notices == [
+        f"notice: LangSmith at {langsmith_without_v2.url} has no v2 run query (HTTP 404 on "
+        "/api/v2/runs/query); reading runs through v1's /runs/query"
+    ]
+    assert _requests(langsmith_without_v2, V1) > 0
+
+
+def test_a_filter_langsmith_refuses_is_one_line_and_exit_6(
+    traced_project: dict[str, Any], langsmith_standin: LangSmithStandIn
+) -> None:
+    for flags in (["--filter", 'eq(colour, "red")'], ["--run-type", "agent"]):
+        result = _tracetune(
+            "sync", "--langsmith-project", traced_project["project"], "--dry-run", *flags,
+            env=_env(langsmith_standin),
+        )  # fmt: skip
+        assert result.returncode == 6, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_v2_refusing_the_key_or_unreachable_is_one_clear_error(
+    langsmith_standin: LangSmithStandIn, traced_project: dict[str, Any]
+) -> None:
+    """The v2 client's own failures map like v1's: the key, or the server, named."""
+    good = make_client(_settings(langsmith_standin))
+    project_id = str(good.client.read_project(project_name=traced_project["project"]).id)
+    wrong_key = langsmith.Langsmith(api_key="lsv2_wrong", base_url=langsmith_standin.url)
+    closed = langsmith.Langsmith(
+        api_key=langsmith_standin.api_key, base_url=f"http://127.0.0.1:{free_port()}", max_retries=0
+    )
+    for api, error, message in (
+        (wrong_key, AuthenticationError, "refused the API key"),
+        (closed, ServiceUnavailableError, "cannot reach LangSmith"),
+    ):
+        reader = RunReader(LangSmithClients(good.client, api, langsmith_standin.url), 100)
+        with pytest.raises(error, match=message), langsmith_errors(langsmith_standin.url):
+            list(reader.runs(RunQuery(project_id), ROOT_FIELDS))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
 
+from tracetune.sync.langsmith.client import LangSmithClients
 from tracetune.sync.langsmith.from_langsmith import Skip
 from tracetune.sync.langsmith.sources import SourceRun, is_newer, run_as_dict
 
@@ -13,8 +13,8 @@ from tracetune.sync.langsmith.sources import SourceRun, is_newer, run_as_dict
 class DatasetSource:
     """Examples of a LangSmith dataset (inputs / outputs) read as if they were runs."""
 
-    def __init__(self, client: Any, dataset_name: str) -> None:
-        self.client = client
+    def __init__(self, clients: LangSmithClients, dataset_name: str) -> None:
+        self.client = clients.client
         self.dataset_name = dataset_name
         self.key = f"dataset:{dataset_name}"
 

@@ -18,7 +18,7 @@ import pytest
 from langsmith import env as ls_env
 from langsmith import run_trees
 from langsmith import utils as ls_utils
-from standins.langsmith_api import LangSmithStandIn
+from standins.langsmith import LangSmithStandIn
 
 #: SDK variables that would override or redirect what `langsmith_env` sets.
 _CONFLICTING = (
