@@ -30,6 +30,7 @@ from tracetune.sync.cli.app import app as tracetune_app
 from tracetune.sync.errors import AuthenticationError, ServiceUnavailableError
 from tracetune.sync.langsmith.api_source import LangSmithApiSource, RunSelection
 from tracetune.sync.langsmith.client import LangSmithClients, langsmith_errors, make_client
+from tracetune.sync.langsmith.file_source import RunFileSource
 from tracetune.sync.langsmith.from_langsmith import Skip, convert_run
 from tracetune.sync.langsmith.run_query import ROOT_FIELDS, RunQuery
 from tracetune.sync.langsmith.run_reader import RunReader
@@ -443,3 +444,36 @@ def test_v2_refusing_the_key_or_unreachable_is_one_clear_error(
         reader = RunReader(LangSmithClients(good.client, api, langsmith_standin.url), 100)
         with pytest.raises(error, match=message), langsmith_errors(langsmith_standin.url):
             list(reader.runs(RunQuery(project_id), ROOT_FIELDS))
+
+
+def test_agent_roots_read_from_the_api_keep_their_system_prompt_and_tools(
+    langsmith_standin: LangSmithStandIn, langsmith_project: Callable[[str], str]
+) -> None:
+    """Agents add the system prompt and tools per model call, not to their state: the API
+    source fetches the model-call children of agent roots, so a run read live converts exactly
+    as the same run read from an exported file."""
+    fixture = Path(__file__).parent / "fixtures" / "runs" / "agents.jsonl"
+    project = langsmith_project("agents")
+    langsmith_standin.store.load_jsonl(fixture, project=project)
+    source = LangSmithApiSource(
+        make_client(_settings(langsmith_standin)), RunSelection(projects=[project])
+    )
+    live = {str(i.run["id"]): convert_run(i.run, i.feedback, i.project) for i in source.fetch(None)}
+    from_file = {
+        str(i.run["id"]): convert_run(i.run, i.feedback, i.project)
+        for i in RunFileSource(fixture).fetch(None)
+        if not isinstance(i, Skip)
+    }
+    agents = {
+        run_id: c
+        for run_id, c in from_file.items()
+        if not isinstance(c, Skip) and c.source_shape == "agent"
+    }
+    assert agents, "the fixture holds agent roots"
+    assert any(c.messages[0].role == "system" for c in agents.values())
+    assert any(c.tools for c in agents.values())
+    for run_id, conversation in agents.items():
+        read = live[run_id]
+        assert not isinstance(read, Skip)
+        assert read.messages == conversation.messages
+        assert read.tools == conversation.tools

@@ -14,13 +14,18 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import islice
+from itertools import chain, islice
 from typing import Any, TypeVar
 
 from tracetune.sync.errors import InvalidInputError
 from tracetune.sync.langsmith.client import LangSmithClients
 from tracetune.sync.langsmith.from_langsmith import Skip
-from tracetune.sync.langsmith.run_query import CHILD_FIELDS, ROOT_FIELDS, RunQuery
+from tracetune.sync.langsmith.run_query import (
+    CHILD_FIELDS,
+    MODEL_CALL_FIELDS,
+    ROOT_FIELDS,
+    RunQuery,
+)
 from tracetune.sync.langsmith.run_reader import RunReader
 from tracetune.sync.langsmith.sources import SourceRun, attach_children, run_as_dict
 from tracetune.sync.timestamps import naive_utc
@@ -122,13 +127,24 @@ class LangSmithApiSource:
         self, project: str, project_id: str, runs: list[dict[str, Any]]
     ) -> Iterator[SourceRun]:
         if self.selection.root_only:
-            attach_children(runs, self._retrievers(project_id, runs))
+            agents = [run for run in runs if _holds_messages(run)]
+            children = chain(
+                self._children(project_id, runs, "retriever", CHILD_FIELDS),
+                self._children(project_id, agents, "llm", MODEL_CALL_FIELDS),
+            )
+            attach_children(runs, children)
         feedback = self._feedback(runs)
         for run in runs:
             yield SourceRun(run, feedback.get(str(run["id"]), []), project)
 
-    def _retrievers(self, project_id: str, roots: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        """The retriever runs of these roots' traces, up to `TRACES_PER_QUERY` traces a query.
+    def _children(
+        self,
+        project_id: str,
+        roots: list[dict[str, Any]],
+        run_type: str,
+        fields: tuple[str, ...],
+    ) -> Iterator[dict[str, Any]]:
+        """The `run_type` runs of these roots' traces, up to `TRACES_PER_QUERY` traces a query.
 
         Children start within their root's run, so each query is bounded by the roots'
         earliest start and latest end (open-ended while a root is still running).
@@ -142,7 +158,7 @@ class LangSmithApiSource:
             )
             query = RunQuery(
                 project_id,
-                run_type="retriever",
+                run_type=run_type,
                 is_root=False,
                 start_time=min((s for s in starts if s), default=None, key=naive_utc),
                 end_time=(
@@ -150,7 +166,7 @@ class LangSmithApiSource:
                 ),
                 filter=f"or({traces})",
             )
-            yield from self.reader.runs(query, CHILD_FIELDS)
+            yield from self.reader.runs(query, fields)
 
     def _feedback(self, runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         """Feedback records of the rated runs, a hundred runs per request."""
@@ -161,6 +177,12 @@ class LangSmithApiSource:
                 item = run_as_dict(record)
                 feedback[str(item.get("run_id"))].append(item)
         return feedback
+
+
+def _holds_messages(run: dict[str, Any]) -> bool:
+    """An agent or graph root: its state (outputs) is a list of messages."""
+    outputs = run.get("outputs")
+    return isinstance(outputs, dict) and isinstance(outputs.get("messages"), list)
 
 
 def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -24,6 +24,9 @@ CHILD_FIELDS = (
     "id", "name", "run_type", "start_time", "end_time", "outputs", "trace_id", "parent_run_id",
     "session_id", "dotted_order",
 )  # fmt: skip
+#: What the sync reads of an agent's model-call child run: the system prompt it was sent
+#: (agents add it per call, not to their state) and the tools it was offered.
+MODEL_CALL_FIELDS = (*CHILD_FIELDS, "inputs", "extra")
 
 
 @dataclass(frozen=True)
