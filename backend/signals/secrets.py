@@ -6,14 +6,22 @@ drop the usual false positives. detect-secrets reports a value, sometimes only a
 prefix, so each span is widened to the whole token it sits in. Key formats newer than the
 plugins (OpenAI project keys, GitHub fine-grained tokens, LangSmith, Hugging Face...) are
 matched by pattern.
+
+detect-secrets is imported, and its plugins built, when this module is imported: the server
+imports every signal before it serves. Imported lazily inside a request instead, a first call
+that failed half-way (a recursion limit hit by a deep request, two threads importing at once)
+left its circular modules partially initialised, and every later request of that worker failed.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
+
+from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+from detect_secrets.filters import heuristic
+from detect_secrets.util.code_snippet import get_code_snippet
 
 from tracetune.backend.signals.base import Signal, SignalResult, Span, register_signal
 
@@ -26,11 +34,8 @@ KEY_PATTERNS = re.compile(
 _TOKEN_CHAR = re.compile(r"[A-Za-z0-9_\-+/=]")
 
 
-@lru_cache(maxsize=1)
-def _plugins() -> list[Any]:
+def _build_plugins() -> list[Any]:
     """Every detect-secrets plugin but the public-IP one (IPs are reported as PII)."""
-    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
-
     limits = {"Base64HighEntropyString": 4.5, "HexHighEntropyString": 3.0}
     plugins = []
     plugin_class: Any
@@ -42,9 +47,10 @@ def _plugins() -> list[Any]:
     return plugins
 
 
-def _filtered_out(secret: str, line: str, plugin: Any) -> bool:
-    from detect_secrets.filters import heuristic
+_PLUGINS = _build_plugins()
 
+
+def _filtered_out(secret: str, line: str, plugin: Any) -> bool:
     return (
         heuristic.is_sequential_string(secret)
         or heuristic.is_potential_uuid(secret)
@@ -63,11 +69,9 @@ def _widen(line: str, start: int, end: int) -> tuple[int, int]:
 
 
 def _line_spans(line: str) -> list[tuple[int, int]]:
-    from detect_secrets.util.code_snippet import get_code_snippet
-
     found = [match.span() for match in KEY_PATTERNS.finditer(line)]
     context = get_code_snippet(lines=[line], line_number=1)
-    for plugin in _plugins():
+    for plugin in _PLUGINS:
         for secret in plugin.analyze_line(
             filename="trace.txt", line=line, line_number=1, context=context
         ):
