@@ -33,8 +33,10 @@ _err = Console(stderr=True, soft_wrap=True)  # one message, one line, whatever t
 SYNC_HELP = """Import LangSmith runs into a Label Studio project as review tasks.
 
 Runs already in the project (by run id) are never imported again, so re-running is safe,
-also after a crash. With Redis reachable (REDIS_URL) a watermark makes the next sync fetch
-only newer runs.
+also after a crash or beside another sync, with Redis or without. With Redis reachable
+(REDIS_URL) a watermark makes the next sync fetch only newer runs, and a lock keeps a second
+sync of the project from starting (exit 7, naming the holder; --break-lock removes it).
+Selection flags apply to files and the bundled sample as to LangSmith, except --filter.
 
 Examples:
 

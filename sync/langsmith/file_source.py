@@ -175,8 +175,8 @@ class RunFileSource:
             yield where, item
         if problems and not usable:
             raise InvalidInputError(
-                f"{path} holds no {what}: {problems} lines read, none a JSON {what} object "
-                f"({first_problem}); expected JSONL as the SDK writes it, one object per line"
+                f"{path} holds no {what}: {problems} lines read, none is one ({first_problem}); "
+                "expected JSONL as the SDK writes it, one JSON object per line"
             )
 
     def _feedback(self) -> dict[str, list[dict[str, Any]]]:

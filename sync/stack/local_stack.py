@@ -29,6 +29,7 @@ import httpx
 
 from tracetune.sync.stack.servers import (
     PRIVATE_UMASK,
+    ensure_port_free,
     private_dir,
     private_log,
     start_label_studio,
@@ -166,6 +167,7 @@ def _tracetune_process(
 
 
 def _start_backend(state: StackState, state_dir: Path, config: StackConfig) -> Service:
+    ensure_port_free(config.backend, "the ML backend")
     url = f"http://127.0.0.1:{config.backend}"
     args = ["backend", "--host", "127.0.0.1", "--port", str(config.backend)]
     pid = _tracetune_process("backend", args, state, state_dir, TRACETUNE_BACKEND_URL=url)

@@ -75,6 +75,19 @@ def private_log(path: Path) -> BinaryIO:
     return handle
 
 
+def ensure_port_free(port: int, what: str) -> None:
+    """Fail in one line when something already listens on the port: waiting for a health URL
+    there would otherwise mistake another server for the one being started."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a listener, not TIME_WAIT
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise ServiceUnavailableError(
+                f"cannot start {what}: port {port} on 127.0.0.1 is in use ({exc.strerror})"
+            ) from exc
+
+
 def free_port() -> int:
     """A loopback port nobody listens on right now."""
     with socket.socket() as sock:
@@ -162,6 +175,7 @@ def start_label_studio(
     `--internal-host` is what Label Studio binds to (`--host` only names it in URLs); the
     admin's e-mail, password and token go in its environment.
     """
+    ensure_port_free(port, "Label Studio")
     private_dir(data_dir)
     env = {
         **os.environ,
@@ -248,6 +262,7 @@ def start_redis(
     binary = shutil.which("redis-server")
     if binary is None:
         raise ConfigurationError("redis-server is not installed: run `make install`")
+    ensure_port_free(port, "Redis")
     private_dir(data_dir)
     settings = {
         "port": str(port), "bind": "127.0.0.1", "dir": f'"{data_dir}"', "save": '""',
