@@ -347,6 +347,7 @@ def main() -> int:
     args = parser.parse_args()
 
     findings = Findings()
+    began = time.perf_counter()
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="tracetune-faults-") as tmp:
         work = args.log_dir.resolve() if args.log_dir else Path(tmp)
@@ -365,7 +366,10 @@ def main() -> int:
             predict_under_malformed_load(
                 work, redis_server.url, args.clients, args.predictions, findings
             )
-    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    print(
+        f"done in {time.perf_counter() - began:.0f} s (servers' start included), "
+        f"load average at the end {os.getloadavg()[0]:.1f}"
+    )
     for failure in findings.failures:
         print(f"FAILED {failure}")
     print(

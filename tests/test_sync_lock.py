@@ -96,3 +96,19 @@ def test_break_lock_removes_a_live_holder(store: SyncStore) -> None:
         store.lock(TITLE, ttl_s=30).acquire()
     mine.release()
     assert store.break_lock(TITLE) is None
+
+
+def test_a_holder_knows_when_its_lock_was_broken(store: SyncStore) -> None:
+    """Then it checks every batch against Label Studio again, as a sync without Redis does."""
+    first = store.lock(TITLE, ttl_s=1.5)
+    first.acquire()
+    assert first.held
+    store.break_lock(TITLE)
+    second = store.lock(TITLE, ttl_s=30)
+    second.acquire()
+    time.sleep(1.0)  # the first holder's next renewal (every half second) finds it gone
+    try:
+        assert not first.held and second.held
+    finally:
+        first.release()
+        second.release()

@@ -1,9 +1,10 @@
 """One sync per project at a time: a lease in Redis that its holder renews while it lives.
 
-The lock saves work, not correctness: the importer re-checks Label Studio before every batch
-(`project_runs`), so two syncs that overlap still leave one task per run. That lets the lease
-be short. It lapses `ttl_s` seconds after its holder stops renewing it (killed, frozen, cut
-off from Redis); a holder on this machine whose process is gone is replaced at once; and
+The lock saves work, not correctness: a sync re-checks Label Studio after its last import, and
+before every batch once it no longer holds the lock (`project_runs`), so two syncs that overlap
+still leave one task per run. That lets the lease be short. It lapses `ttl_s` seconds after
+its holder stops renewing it (killed, frozen, cut off from Redis); a holder on this machine
+whose process is gone is replaced at once; and
 `tracetune sync --break-lock` removes it by hand. The value names the holder and since when,
 so whoever finds the project locked knows what is running.
 """
@@ -17,6 +18,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -59,6 +61,8 @@ class LockHolder:
     host: str
     pid: int
     since: str  # ISO 8601, UTC
+    #: Makes each acquisition's value unique: a holder whose lock was broken and taken by
+    #: another sync can no longer renew or release it.
     token: str
 
     @classmethod
@@ -107,6 +111,14 @@ class SyncLock:
         self.replaced: LockHolder | None = None
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
+        self._renewed_at = 0.0
+        self._taken = False
+
+    @property
+    def held(self) -> bool:
+        """Still ours: not broken by hand, not taken after a lapse, renewed within the lease."""
+        lease = self.ttl_ms / 1000
+        return not self._taken and time.monotonic() - self._renewed_at < lease
 
     def acquire(self) -> None:
         value = self.me.encode()
@@ -136,6 +148,7 @@ class SyncLock:
         )
 
     def _start_renewing(self) -> None:
+        self._renewed_at = time.monotonic()
         self._renewer = threading.Thread(target=self._renew, name="sync-lock-renewer", daemon=True)
         self._renewer.start()
 
@@ -143,9 +156,12 @@ class SyncLock:
         """Extend the lease every third of its life; a Redis hiccup is retried next time."""
         token = self.me.encode()
         while not self._stop.wait(self.ttl_ms / 3000):
+            renewing = time.monotonic()
             with contextlib.suppress(redis.RedisError):
                 if not self.client.eval(_RENEW, 1, self.key, token, self.ttl_ms):
-                    return  # broken by hand or lapsed: someone else may hold it now
+                    self._taken = True  # broken by hand or lapsed: another sync may hold it
+                    return
+                self._renewed_at = renewing
 
     def release(self) -> None:
         self._stop.set()

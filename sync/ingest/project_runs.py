@@ -2,8 +2,9 @@
 
 This is what keeps one task per run without relying on Redis or the sync lock. The sync knows
 how many tasks the project should have: the count it last listed plus what it imported since.
-Before each batch, and once after the last, it compares that with Label Studio's live count.
-Equal means nobody else wrote to the project, so the known run ids are complete. Anything else
+Before each batch (unless it holds the project's lock, which keeps other syncs out) and always
+once after the last, it compares that with Label Studio's live count. Equal means nobody else
+wrote to the project, so the known run ids are complete. Anything else
 (another sync running, a crash that left a batch unrecorded, tasks deleted in the UI) makes it
 list the project again and delete duplicate tasks of one run, keeping the reviewed one, else the
 oldest. Every sync makes the same choice, so two that race converge on the same tasks, and the
@@ -49,13 +50,21 @@ class ProjectRuns:
         self.run_ids: set[str] = set()
         self.expected = 0
         self.duplicates_removed = 0
+
+    @classmethod
+    def read(
+        cls, gateway: LabelStudioGateway, project_id: int, state: ProjectSyncState | None
+    ) -> ProjectRuns:
+        """The project's runs from the Redis cache while it matches the count, else listed."""
+        runs = cls(gateway, project_id, state)
         count = gateway.task_count(project_id)
         cached = state.cached_run_ids(count) if state is not None else None
         if cached is not None:
-            self.run_ids, self.expected = cached, count
+            runs.run_ids, runs.expected = cached, count
         else:
-            self._relist(count)
-            self.check()
+            runs._relist(count)
+            runs.check()
+        return runs
 
     def _relist(self, count: int) -> None:
         """List the project, delete duplicate tasks of a run, remember what is left."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tracetune.sync.errors import InvalidInputError
+from tracetune.sync.ingest.lock import SyncLock
 from tracetune.sync.ingest.planning import (
     NoProgress,
     PlannedTask,
@@ -113,12 +114,15 @@ def resolve_kind(gateway: LabelStudioGateway, title: str, kind: ReviewKind | Non
 class _BatchImporter:
     """One import request in flight while the caller prepares the next batch.
 
-    Each batch is checked against what the project holds right before it is imported, in the
-    import thread, so the check and the import are never separated by another batch.
+    Unless the sync holds the project's lock, each batch is checked against what the project
+    holds right before it is imported, in the import thread, so the check and the import are
+    never separated by another batch.
     """
 
-    def __init__(self, gateway: LabelStudioGateway, runs: ProjectRuns) -> None:
-        self.gateway, self.runs = gateway, runs
+    def __init__(
+        self, gateway: LabelStudioGateway, runs: ProjectRuns, alone: Callable[[], bool]
+    ) -> None:
+        self.gateway, self.runs, self.alone = gateway, runs, alone
         self.imported = 0
         self.already_present = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ls-import")
@@ -129,7 +133,7 @@ class _BatchImporter:
 
     def _import(self, batch: list[PlannedTask]) -> None:
         new = self._new(batch)
-        if new:
+        if new and not self.alone():
             self.runs.check()
             new = self._new(new)
         self.already_present += len(batch) - len(new)
@@ -163,10 +167,10 @@ def _batches(tasks: Iterator[PlannedTask], size: int) -> Iterator[list[PlannedTa
 @contextmanager
 def _sync_lock(
     state: SyncStore | None, project_title: str, ttl_s: float, break_lock: bool
-) -> Iterator[str | None]:
-    """Hold the project's lock (with Redis) for the block; yields whose lock was removed."""
+) -> Iterator[tuple[SyncLock | None, str | None]]:
+    """Hold the project's lock (with Redis) for the block; yields it and whose lock went."""
     if state is None:
-        yield None
+        yield None, None
         return
     removed = state.break_lock(project_title) if break_lock else None
     lock = state.lock(project_title, ttl_s)
@@ -174,7 +178,7 @@ def _sync_lock(
     if lock.replaced is not None:
         removed = f"{lock.replaced.describe()}, whose process is gone"
     try:
-        yield removed
+        yield lock, removed
     finally:
         lock.release()
 
@@ -200,9 +204,10 @@ def run_sync(
     """
     progress = progress or NoProgress()
     gateway.check()
-    with _sync_lock(state, project_title, lock_ttl_s, break_lock) as lock_removed:
+    with _sync_lock(state, project_title, lock_ttl_s, break_lock) as (lock, lock_removed):
+        alone = (lambda: lock.held) if lock is not None else (lambda: False)
         report = _sync(source, gateway, project_title, state, kind, batch_size, lookback,
-                       full, progress, max_chars)  # fmt: skip
+                       full, progress, max_chars, alone)  # fmt: skip
     report.lock_removed = lock_removed
     return report
 
@@ -218,7 +223,13 @@ def _sync(
     full: bool,
     progress: Progress,
     max_chars: int,
+    alone: Callable[[], bool],
 ) -> SyncReport:
+    """`run_sync` once the lock is held: plan, make sure of the project, import.
+
+    `alone` says whether this sync still holds the project's lock; while it does, no other
+    sync writes, and the live count is checked once, after the last import, not per batch.
+    """
     existing_project, kind = resolve_kind(gateway, project_title, kind)
     since = None
     if state is not None and existing_project is not None and not full:
@@ -242,8 +253,8 @@ def _sync(
     report = SyncReport(kind, project_id=project.id, project_url=gateway.project_url(project.id))
 
     project_state = state.for_project(project.id) if state is not None else None
-    runs = ProjectRuns(gateway, project.id, project_state)
-    importer = _BatchImporter(gateway, runs)
+    runs = ProjectRuns.read(gateway, project.id, project_state)
+    importer = _BatchImporter(gateway, runs, alone)
     try:
         remaining = itertools.chain([first] if first is not None else [], tasks)
         for batch in _batches(remaining, batch_size):
