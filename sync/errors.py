@@ -41,3 +41,9 @@ class InvalidInputError(TracetuneError):
     """Input data (a file, a run, a label config, a request body) is malformed."""
 
     exit_code = 6
+
+
+class SyncLockedError(TracetuneError):
+    """Another sync of the same project holds its lock (the message says who, since when)."""
+
+    exit_code = 7

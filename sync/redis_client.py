@@ -7,10 +7,20 @@ so every part builds its client here.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
 from tracetune.sync.errors import ServiceUnavailableError
+
+
+def display_url(url: str) -> str:
+    """The URL with its password masked, for messages and logs (`tracetune up` sets one)."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def redis_client(url: str, *, check: bool = True) -> redis.Redis:
@@ -25,7 +35,8 @@ def redis_client(url: str, *, check: bool = True) -> redis.Redis:
             client.ping()
         except redis.RedisError as exc:
             raise ServiceUnavailableError(
-                f"cannot reach Redis at {url}: {exc} (`tracetune up` starts a local one)"
+                f"cannot reach Redis at {display_url(url)}: {exc} "
+                "(`tracetune up` starts a local one)"
             ) from exc
     return client
 

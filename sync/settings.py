@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     http_timeout_s: float = Field(default=60.0, gt=0)
     http_retries: int = Field(default=3, ge=0)
     import_batch_size: int = Field(default=2000, ge=1)
+    # sync lock (docs/sync.md "Incremental, idempotent, crash-safe"): renewed every third of
+    # this while its holder lives, so a killed sync frees its project this long after dying
+    tracetune_sync_lock_ttl_s: float = Field(default=30.0, ge=1)
 
     # worker: export, fine-tuning jobs (sync/cli_jobs.py; README "From reviews to fine-tune files")
     tracetune_queue: str = "tracetune"

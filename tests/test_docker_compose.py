@@ -85,7 +85,22 @@ def test_services_have_health_checks_volumes_and_scaled_workers() -> None:
     for name in ("db", "label-studio", "redis", "backend"):
         assert "healthcheck" in services[name], name
     assert int(services["worker"]["deploy"]["replicas"]) >= 1
-    assert "--appendonly" in services["redis"]["command"]
+    assert "--appendonly yes" in " ".join(services["redis"]["command"])
+
+
+def test_no_secret_is_on_a_command_line_and_label_studio_sends_nothing_outside() -> None:
+    env = _filled_env()
+    services = interpolate(_compose(), env)["services"]
+    secrets = [v for k, v in env.items() if "PASS" in k or "TOKEN" in k or k.endswith("_KEY")]
+    for name, service in services.items():
+        command = " ".join(service.get("command") or [])
+        assert not [s for s in secrets if s in command], name
+    # the redis password reaches redis-server through a file the shell writes
+    assert "$REDIS_PASSWORD" in " ".join(services["redis"]["command"])
+    label_studio = services["label-studio"]["environment"]
+    assert label_studio["LABEL_STUDIO_SENTRY_DSN"] == ""
+    assert label_studio["LABEL_STUDIO_FRONTEND_SENTRY_DSN"] == ""
+    assert label_studio["LABEL_STUDIO_COLLECT_ANALYTICS"] == "false"
 
 
 @pytest.mark.parametrize("service", ["backend", "worker", "scheduled-sync"])

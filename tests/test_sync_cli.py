@@ -44,9 +44,9 @@ def test_dry_run_json_prints_one_line_per_run_with_its_task_data_or_skip_reason(
         "content": "Open Settings and enable feature 0.",
     }
     assert skips == {
-        "runs.jsonl:3": "malformed run: not a JSON run object",
+        "runs.jsonl:3": "malformed run: not valid JSON",
         "x": "unknown run shape",
-        "runs.jsonl:7": "malformed run: not a JSON run object",
+        "runs.jsonl:7": "malformed run: no id",
     }
 
 
@@ -59,13 +59,17 @@ def test_sync_prints_a_summary_and_a_second_run_imports_nothing(
     first = _tracetune("sync", "-p", project_title, "--file", str(path), env=env)
     assert first.returncode == 0, first.stderr
     assert "imported" in first.stdout and "4" in first.stdout
-    assert "skipped: malformed run: not a JSON run object" in first.stdout
+    assert "skipped: malformed run: not valid JSON" in first.stdout
 
     second = _tracetune("sync", "-p", project_title, "--file", str(path), "--json", env=env)
     report = json.loads(second.stdout)
     assert report["imported"] == 0
     assert report["already_present"] == 4
-    assert report["skipped"] == {"malformed run: not a JSON run object": 2, "unknown run shape": 1}
+    assert report["skipped"] == {
+        "malformed run: not valid JSON": 1,
+        "malformed run: no id": 1,
+        "unknown run shape": 1,
+    }
 
 
 @pytest.mark.integration

@@ -1,6 +1,7 @@
 """The ML backend as Label Studio 1.23 calls it, on current Flask (application factory).
 
-Endpoints: `GET /health` and `GET /` (instant, model loaded or not), `POST /setup`,
+Endpoints: `GET /health` and `GET /` (fast, model loaded or not; 503 when this worker cannot
+predict, naming what fails), `POST /setup`,
 `POST /predict`, `POST /train`, `POST /webhook`, `GET /versions`, `GET /metrics`. Optional
 HTTP basic auth (`BASIC_AUTH_USER` / `BASIC_AUTH_PASS`), which Label Studio's ML settings send.
 Every error is JSON: `{"error": message, "status": code}`.
@@ -27,6 +28,7 @@ from tracetune.backend.server.protocol import (
     project_key,
     required_list,
 )
+from tracetune.backend.server.readiness import prediction_problems
 from tracetune.backend.server.webhooks import WebhookDispatcher, WebhookPlugin
 from tracetune.backend.services import Backend
 from tracetune.backend.task_texts import TextTooLongError, read_task
@@ -38,6 +40,7 @@ from tracetune.sync.errors import (
     ServiceUnavailableError,
     TracetuneError,
 )
+from tracetune.sync.redis_client import display_url
 from tracetune.sync.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -89,10 +92,15 @@ def create_app(
 ) -> Flask:
     """Build the app; `warm_up` starts loading the model and built-in concepts at once.
 
-    `plugins` add webhook handlers of other parts (the worker's automatic export).
+    Every signal runs once here, in the thread that builds the app, before it serves: what a
+    signal loads lazily is loaded then, and a worker that cannot predict says so from the
+    start. `plugins` add webhook handlers of other parts (the worker's automatic export).
     """
     settings = settings or Settings()
     backend = backend or Backend.create(settings)
+    at_start = prediction_problems(backend.predictor.signals, backend.client)
+    if at_start:
+        log.error("this worker cannot predict: %s", at_start)
     webhooks = WebhookDispatcher()
     register_learning(backend, webhooks)
     for plugin in plugins:
@@ -104,6 +112,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["tracetune"] = backend
+    app.extensions["tracetune_problems_at_start"] = at_start
     guard = _basic_auth_guard(settings)
     if guard is not None:
         app.before_request(guard)
@@ -115,7 +124,7 @@ def create_app(
 
     @app.errorhandler(redis.RedisError)
     def redis_error(exc: redis.RedisError) -> tuple[Response, int]:
-        return _error(f"cannot reach Redis at {settings.redis_url}: {exc}", 503)
+        return _error(f"cannot reach Redis at {display_url(settings.redis_url)}: {exc}", 503)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:
@@ -128,10 +137,16 @@ def create_app(
 
     @app.get("/")
     @app.get("/health")
-    def health() -> Response:
-        return jsonify(
-            {"status": "UP", "model_class": MODEL_CLASS, "model_ready": backend.embedder.ready}
-        )
+    def health() -> tuple[Response, int]:
+        found = prediction_problems(backend.predictor.signals, backend.client)
+        body: dict[str, Any] = {
+            "status": "DOWN" if found else "UP",
+            "model_class": MODEL_CLASS,
+            "model_ready": backend.embedder.ready,
+        }
+        if found:
+            body["cannot_predict"] = found
+        return jsonify(body), 503 if found else 200
 
     @app.post("/setup")
     def setup() -> Response:

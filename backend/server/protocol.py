@@ -19,7 +19,10 @@ class MalformedRequestError(InvalidInputError):
 
 
 def json_body() -> Mapping[str, Any]:
-    body = request.get_json(force=True, silent=True)
+    try:
+        body = request.get_json(force=True, silent=True)
+    except RecursionError as exc:  # nested deeper than the JSON parser goes
+        raise MalformedRequestError("the request body is nested too deeply") from exc
     if body is None:
         raise MalformedRequestError("the request body must be JSON")
     if not isinstance(body, Mapping):

@@ -12,14 +12,22 @@ temporary password is Tr0ub4dor-88", which a pattern for the phrase finds.
 What is not a secret: a placeholder (`sk-...`, `YOUR_API_KEY`, `<token>`, `xxxx`, `****`,
 AWS's documented `...EXAMPLE` key) and a hash or checksum (a hex string on a line that says
 sha256, checksum, commit...), which the entropy plugins would otherwise report.
+
+detect-secrets is imported, and its plugins built, when this module is imported: the server
+imports every signal before it serves. Imported lazily inside a request instead, a first call
+that failed half-way (a recursion limit hit by a deep request, two threads importing at once)
+left its circular modules partially initialised, and every later request of that worker failed.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
+
+from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+from detect_secrets.filters import heuristic
+from detect_secrets.util.code_snippet import get_code_snippet
 
 from tracetune.backend.signals.base import Signal, SignalResult, Span, register_signal
 
@@ -71,11 +79,8 @@ _NOT_PASSWORD_WORDS = (
 _NOT_PASSWORDS = frozenset(_NOT_PASSWORD_WORDS.split())
 
 
-@lru_cache(maxsize=1)
-def _plugins() -> list[Any]:
+def _build_plugins() -> list[Any]:
     """Every detect-secrets plugin but the public-IP one (IPs are reported as PII)."""
-    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
-
     limits = {"Base64HighEntropyString": 4.5, "HexHighEntropyString": 3.0}
     plugins = []
     plugin_class: Any
@@ -87,9 +92,10 @@ def _plugins() -> list[Any]:
     return plugins
 
 
-def _filtered_out(secret: str, line: str, plugin: Any) -> bool:
-    from detect_secrets.filters import heuristic
+_PLUGINS = _build_plugins()
 
+
+def _filtered_out(secret: str, line: str, plugin: Any) -> bool:
     return (
         heuristic.is_sequential_string(secret)
         or heuristic.is_potential_uuid(secret)
@@ -128,13 +134,11 @@ def _prose_password(value: str) -> bool:
 
 
 def _line_spans(line: str) -> list[tuple[int, int]]:
-    from detect_secrets.util.code_snippet import get_code_snippet
-
     found = [m.span() for m in KEY_PATTERNS.finditer(line) if not is_placeholder(m.group(0))]
     for pattern in (PROSE_PASSWORD, BARE_PASSWORD):
         found += [m.span("value") for m in pattern.finditer(line) if _prose_password(m["value"])]
     context = get_code_snippet(lines=[line], line_number=1)
-    for plugin in _plugins():
+    for plugin in _PLUGINS:
         for secret in plugin.analyze_line(
             filename="trace.txt", line=line, line_number=1, context=context
         ):

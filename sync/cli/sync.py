@@ -22,19 +22,21 @@ from tracetune.sync.label_studio.gateway import LabelStudioGateway
 from tracetune.sync.langsmith.api_source import LangSmithApiSource, RunSelection
 from tracetune.sync.langsmith.client import langsmith_errors, make_client
 from tracetune.sync.langsmith.dataset_source import DatasetSource
-from tracetune.sync.langsmith.file_source import RunFileSource
+from tracetune.sync.langsmith.file_source import RunFileSource, RunFilters
 from tracetune.sync.langsmith.sources import BUNDLED_SAMPLE, RunSource
 from tracetune.sync.redis_client import redis_client
 from tracetune.sync.review_kinds import ReviewKind
 from tracetune.sync.settings import Settings
 
-_err = Console(stderr=True)
+_err = Console(stderr=True, soft_wrap=True)  # one message, one line, whatever the width
 
 SYNC_HELP = """Import LangSmith runs into a Label Studio project as review tasks.
 
 Runs already in the project (by run id) are never imported again, so re-running is safe,
-also after a crash. With Redis reachable (REDIS_URL) a watermark makes the next sync fetch
-only newer runs.
+also after a crash or beside another sync, with Redis or without. With Redis reachable
+(REDIS_URL) a watermark makes the next sync fetch only newer runs, and a lock keeps a second
+sync of the project from starting (exit 7, naming the holder; --break-lock removes it).
+Selection flags apply to files and the bundled sample as to LangSmith, except --filter.
 
 Examples:
 
@@ -65,6 +67,44 @@ def _parse_metadata(pairs: list[str]) -> dict[str, str]:
     return metadata
 
 
+def _given_flags(selection: RunSelection) -> list[str]:
+    """The selection flags the user set (differing from their defaults)."""
+    given = {
+        "--run-type": selection.run_type is not None,
+        "--all-runs": not selection.root_only,
+        "--since": selection.start_time is not None,
+        "--until": selection.end_time is not None,
+        "--errors": selection.error is not False,
+        "--tag": bool(selection.tags),
+        "--metadata": bool(selection.metadata),
+        "--feedback-key": selection.feedback_key is not None,
+        "--feedback-min": selection.feedback_min_score is not None,
+        "--filter": selection.filter is not None,
+        "--limit": selection.limit is not None,
+    }
+    return [flag for flag, set_ in given.items() if set_]
+
+
+def _file_source(path: Path, feedback: Path | None, selection: RunSelection) -> RunFileSource:
+    """A file (or the bundled sample) read with every selection flag the API has but --filter."""
+    if selection.filter is not None:
+        raise InvalidInputError(
+            "--filter is LangSmith's own query language and applies to --langsmith-project "
+            "only; select a file's runs with --since/--until/--tag/--metadata/--feedback-key"
+        )
+    filters = RunFilters(
+        start_time=selection.start_time,
+        end_time=selection.end_time,
+        errors_only=selection.error is True,
+        tags=tuple(selection.tags),
+        metadata=selection.metadata,
+        feedback_key=selection.feedback_key,
+        feedback_min_score=selection.feedback_min_score,
+        limit=selection.limit,
+    )
+    return RunFileSource(path, feedback, selection.run_type, selection.root_only, filters)
+
+
 def _source(
     settings: Settings,
     file: Path | None,
@@ -76,14 +116,22 @@ def _source(
     chosen = [bool(file), bool(langsmith_projects), bool(dataset)]
     if sum(chosen) > 1:
         raise InvalidInputError("choose one source: --file, --langsmith-project or --dataset")
+    if selection.feedback_min_score is not None and selection.feedback_key is None:
+        raise InvalidInputError("--feedback-min needs --feedback-key: which feedback to compare")
     if file is not None:
-        return RunFileSource(file, feedback_file, selection.run_type, selection.root_only)
+        return _file_source(file, feedback_file, selection)
     if langsmith_projects:
         return LangSmithApiSource(make_client(settings), selection)
     if dataset:
+        if given := _given_flags(selection):
+            verb = "selects" if len(given) == 1 else "select"
+            raise InvalidInputError(
+                f"{', '.join(given)} {verb} runs; --dataset reads every example of the dataset"
+            )
         return DatasetSource(make_client(settings), dataset)
     _err.print(f"no source given: using the bundled sample traces ({BUNDLED_SAMPLE.name})")
-    return RunFileSource(BUNDLED_SAMPLE, BUNDLED_SAMPLE.with_name("sample_feedback.jsonl"))
+    feedback = BUNDLED_SAMPLE.with_name("sample_feedback.jsonl")
+    return _file_source(BUNDLED_SAMPLE, feedback, selection)
 
 
 def _sync_store(settings: Settings) -> SyncStore | None:
@@ -126,6 +174,8 @@ def _print_report(report: SyncReport) -> None:
         ("imported", report.imported),
         ("already present", report.already_present),
     ]
+    if report.duplicates_removed:
+        rows.append(("duplicates removed", report.duplicates_removed))
     rows += [(f"skipped: {reason}", n) for reason, n in report.skipped.most_common()]
     rows.append(("project", report.project_url))
     _print_summary("Sync finished", rows)
@@ -185,6 +235,10 @@ def sync(
         float | None,
         typer.Option(min=0.1, help="Keep running: sync again every this many minutes."),
     ] = None,
+    break_lock: Annotated[
+        bool,
+        typer.Option(help="Remove the project's sync lock first (its holder may still run)."),
+    ] = False,
 ) -> None:
     settings = Settings()
     selection = RunSelection(
@@ -211,6 +265,8 @@ def sync(
             return
         gateway = LabelStudioGateway(settings)
         state = _sync_store(settings)
+        if break_lock and state is None:
+            _err.print("[yellow]warning:[/] without Redis there is no sync lock to break")
         while True:
             with RichProgress(enabled=not as_json) as progress:
                 report = run_sync(
@@ -223,7 +279,12 @@ def sync(
                     lookback=timedelta(minutes=lookback_minutes),
                     full=full,
                     progress=progress,
+                    lock_ttl_s=settings.tracetune_sync_lock_ttl_s,
+                    break_lock=break_lock,
                 )
+            break_lock = False  # once: later rounds of --every respect the lock again
+            if report.lock_removed:
+                _err.print(f"[yellow]removed the sync lock of[/] {report.lock_removed}")
             if as_json:
                 sys.stdout.write(json.dumps(report.as_dict()) + "\n")
             else:

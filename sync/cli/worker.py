@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tracetune.sync.cli.output import out, out_json
-from tracetune.sync.redis_client import redis_client
+from tracetune.sync.redis_client import display_url, redis_client
 from tracetune.sync.settings import Settings
 
 
@@ -29,7 +29,7 @@ def worker(
     settings = Settings()
     connection = redis_client(settings.redis_url)
     q = queue(settings, connection)
-    out(f"worker on queue {q.name!r} at {settings.redis_url}")
+    out(f"worker on queue {q.name!r} at {display_url(settings.redis_url)}")
     sys.stdout.flush()
     Worker([q], connection=connection, name=name).work(
         burst=burst, with_scheduler=True, logging_level="INFO"

@@ -89,7 +89,10 @@ def conversations(
     progress: Progress,
     max_chars: int = MAX_TEXT_CHARS,
 ) -> Iterator[Conversation]:
-    """Convert source items one by one; skips and duplicates go into the tally."""
+    """Convert source items one by one; skips and duplicates go into the tally.
+
+    No run can stop the stream: what cannot be converted becomes a counted skip.
+    """
     seen: set[str] = set()
     for item in items:
         tally.fetched += 1
@@ -97,7 +100,10 @@ def conversations(
         if isinstance(item, Skip):
             tally.skip(item)
             continue
-        result = convert_run(item.run, item.feedback, item.project, max_chars=max_chars)
+        try:
+            result = convert_run(item.run, item.feedback, item.project, max_chars=max_chars)
+        except RecursionError:  # a run nested deeper than any source checks for
+            result = Skip(str(item.run.get("id") or ""), "malformed run: nested too deep")
         tally.saw(_start(item.run), isinstance(result, Skip) and result.reason == IN_PROGRESS)
         if isinstance(result, Skip):
             tally.skip(result)

@@ -1,4 +1,4 @@
-"""Sync state in Redis: the watermark and a cache of imported run ids.
+"""Sync state in Redis: the watermark, a cache of imported run ids, the sync lock.
 
 Label Studio stays the truth. The run-id cache is trusted only while its size equals the
 project's task count; after a crash mid-import or a task deleted in the UI the counts differ and
@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import redis
+
+from tracetune.sync.ingest.lock import SyncLock, break_lock
 
 
 def _text(value: bytes | str) -> str:
@@ -27,6 +29,19 @@ class SyncStore:
 
     def for_project(self, project_id: int) -> ProjectSyncState:
         return ProjectSyncState(self.client, f"tracetune:sync:{self.instance}:{project_id}")
+
+    def _lock_key(self, project_title: str) -> str:
+        # By title, not id: the lock is taken before the project is looked up or created.
+        digest = hashlib.sha256(project_title.encode()).hexdigest()[:16]
+        return f"tracetune:sync:{self.instance}:lock:{digest}"
+
+    def lock(self, project_title: str, ttl_s: float) -> SyncLock:
+        """One sync per project at a time, so two never do the same work (see `lock`)."""
+        return SyncLock(self.client, self._lock_key(project_title), project_title, ttl_s)
+
+    def break_lock(self, project_title: str) -> str | None:
+        """Remove the project's sync lock; who held it, if anyone did."""
+        return break_lock(self.client, self._lock_key(project_title))
 
 
 class ProjectSyncState:
@@ -63,7 +78,3 @@ class ProjectSyncState:
         ids = list(run_ids)
         if ids:
             self.client.sadd(f"{self.prefix}:run_ids", *ids)
-
-    def lock(self, timeout_s: int = 3600) -> redis.lock.Lock:
-        """One sync per project at a time: two concurrent syncs would import the same runs."""
-        return self.client.lock(f"{self.prefix}:lock", timeout=timeout_s, blocking_timeout=5)

@@ -1,23 +1,26 @@
 """The sync: source runs → tasks → one Label Studio project, incrementally and streaming.
 
 Correctness rests on Label Studio: a task carries its run id and only runs absent from the
-project are imported, batch by batch, so a re-run or a run after a crash imports exactly what
-is missing. The watermark only narrows what is fetched. Each batch is imported in a background
-thread while the next one is fetched and converted, so the sync costs little more than the
-import itself.
+project are imported, batch by batch, each batch re-checked against the project's live task
+count (`project_runs`), so a re-run, a run after a crash or two syncs at once leave exactly one
+task per run, with Redis or without. The watermark only narrows what is fetched; the sync lock
+only keeps two syncs from doing the same work. Each batch is imported in a background thread
+while the next one is fetched and converted, so the sync costs little more than the import.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from tracetune.sync.errors import InvalidInputError, ServiceUnavailableError
+from tracetune.sync.errors import InvalidInputError
+from tracetune.sync.ingest.lock import SyncLock
 from tracetune.sync.ingest.planning import (
     NoProgress,
     PlannedTask,
@@ -27,7 +30,8 @@ from tracetune.sync.ingest.planning import (
     decide_kind,
     planned_tasks,
 )
-from tracetune.sync.ingest.state import ProjectSyncState, SyncStore
+from tracetune.sync.ingest.project_runs import ProjectRuns
+from tracetune.sync.ingest.state import SyncStore
 from tracetune.sync.label_config import (
     check_config,
     flag_choices,
@@ -58,9 +62,13 @@ class SyncReport:
     fetched: int = 0
     imported: int = 0
     already_present: int = 0
+    #: Extra tasks of one run found and deleted (left by a sync that ran at the same time).
+    duplicates_removed: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     project_id: int | None = None
     project_url: str | None = None
+    #: Whose lock this sync removed (`--break-lock`) or took over (its holder had died here).
+    lock_removed: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -68,9 +76,11 @@ class SyncReport:
             "fetched": self.fetched,
             "imported": self.imported,
             "already_present": self.already_present,
+            "duplicates_removed": self.duplicates_removed,
             "skipped": dict(self.skipped),
             "project_id": self.project_id,
             "project_url": self.project_url,
+            "lock_removed": self.lock_removed,
         }
 
 
@@ -101,45 +111,36 @@ def resolve_kind(gateway: LabelStudioGateway, title: str, kind: ReviewKind | Non
     return project, existing or kind
 
 
-def _existing_run_ids(
-    gateway: LabelStudioGateway, state: ProjectSyncState | None, project_id: int
-) -> set[str]:
-    count = gateway.task_count(project_id)
-    if state is not None:
-        cached = state.cached_run_ids(count)
-        if cached is not None:
-            return cached
-    ids = gateway.run_ids(project_id) if count else set()
-    if state is not None:
-        state.replace_run_ids(ids)
-    return ids
-
-
 class _BatchImporter:
-    """One import request in flight while the caller prepares the next batch."""
+    """One import request in flight while the caller prepares the next batch.
+
+    Unless the sync holds the project's lock, each batch is checked against what the project
+    holds right before it is imported, in the import thread, so the check and the import are
+    never separated by another batch.
+    """
 
     def __init__(
-        self,
-        gateway: LabelStudioGateway,
-        project_id: int,
-        state: ProjectSyncState | None,
-        progress: Progress,
+        self, gateway: LabelStudioGateway, runs: ProjectRuns, alone: Callable[[], bool]
     ) -> None:
-        self.gateway, self.project_id, self.state, self.progress = (
-            gateway,
-            project_id,
-            state,
-            progress,
-        )
+        self.gateway, self.runs, self.alone = gateway, runs, alone
         self.imported = 0
+        self.already_present = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ls-import")
         self._pending: Future[None] | None = None
 
+    def _new(self, batch: list[PlannedTask]) -> list[PlannedTask]:
+        return [t for t in batch if t.run_id not in self.runs.run_ids]
+
     def _import(self, batch: list[PlannedTask]) -> None:
-        self.imported += self.gateway.import_tasks(self.project_id, [t.data for t in batch])
-        if self.state is not None:
-            self.state.add_run_ids(t.run_id for t in batch)
-        self.progress.advance(len(batch))
+        new = self._new(batch)
+        if new and not self.alone():
+            self.runs.check()
+            new = self._new(new)
+        self.already_present += len(batch) - len(new)
+        if new:
+            count = self.gateway.import_tasks(self.runs.project_id, [t.data for t in new])
+            self.imported += count
+            self.runs.record([t.run_id for t in new], count)
 
     def submit(self, batch: list[PlannedTask]) -> None:
         self.wait()
@@ -163,6 +164,25 @@ def _batches(tasks: Iterator[PlannedTask], size: int) -> Iterator[list[PlannedTa
         yield batch
 
 
+@contextmanager
+def _sync_lock(
+    state: SyncStore | None, project_title: str, ttl_s: float, break_lock: bool
+) -> Iterator[tuple[SyncLock | None, str | None]]:
+    """Hold the project's lock (with Redis) for the block; yields it and whose lock went."""
+    if state is None:
+        yield None, None
+        return
+    removed = state.break_lock(project_title) if break_lock else None
+    lock = state.lock(project_title, ttl_s)
+    lock.acquire()
+    if lock.replaced is not None:
+        removed = f"{lock.replaced.describe()}, whose process is gone"
+    try:
+        yield lock, removed
+    finally:
+        lock.release()
+
+
 def run_sync(
     source: RunSource,
     gateway: LabelStudioGateway,
@@ -174,10 +194,42 @@ def run_sync(
     full: bool = False,
     progress: Progress | None = None,
     max_chars: int = MAX_TEXT_CHARS,
+    lock_ttl_s: float = 30.0,
+    break_lock: bool = False,
 ) -> SyncReport:
-    """Sync new runs of `source` into the project titled `project_title`."""
+    """Sync new runs of `source` into the project titled `project_title`.
+
+    With Redis (`state`), the project's sync lock is held from before the project is looked up
+    (so two syncs never create it twice) to the end; `break_lock` removes a holder's lock first.
+    """
     progress = progress or NoProgress()
     gateway.check()
+    with _sync_lock(state, project_title, lock_ttl_s, break_lock) as (lock, lock_removed):
+        alone = (lambda: lock.held) if lock is not None else (lambda: False)
+        report = _sync(source, gateway, project_title, state, kind, batch_size, lookback,
+                       full, progress, max_chars, alone)  # fmt: skip
+    report.lock_removed = lock_removed
+    return report
+
+
+def _sync(
+    source: RunSource,
+    gateway: LabelStudioGateway,
+    project_title: str,
+    state: SyncStore | None,
+    kind: ReviewKind | None,
+    batch_size: int,
+    lookback: timedelta,
+    full: bool,
+    progress: Progress,
+    max_chars: int,
+    alone: Callable[[], bool],
+) -> SyncReport:
+    """`run_sync` once the lock is held: plan, make sure of the project, import.
+
+    `alone` says whether this sync still holds the project's lock; while it does, no other
+    sync writes, and the live count is checked once, after the last import, not per batch.
+    """
     existing_project, kind = resolve_kind(gateway, project_title, kind)
     since = None
     if state is not None and existing_project is not None and not full:
@@ -201,27 +253,19 @@ def run_sync(
     report = SyncReport(kind, project_id=project.id, project_url=gateway.project_url(project.id))
 
     project_state = state.for_project(project.id) if state is not None else None
-    lock = project_state.lock() if project_state is not None else None
-    if lock is not None and not lock.acquire():
-        raise ServiceUnavailableError(f"another sync into {project_title!r} is running")
+    runs = ProjectRuns.read(gateway, project.id, project_state)
+    importer = _BatchImporter(gateway, runs, alone)
     try:
-        seen = _existing_run_ids(gateway, project_state, project.id)
-        importer = _BatchImporter(gateway, project.id, project_state, NoProgress())
-        try:
-            remaining = itertools.chain([first] if first is not None else [], tasks)
-            for batch in _batches(remaining, batch_size):
-                new = [t for t in batch if t.run_id not in seen]
-                seen.update(t.run_id for t in new)
-                report.already_present += len(batch) - len(new)
-                if new:
-                    importer.submit(new)
-        finally:
-            importer.close()
-        report.imported = importer.imported
-        if project_state is not None and tally.next_watermark is not None:
-            project_state.set_watermark(source.key, tally.next_watermark)
+        remaining = itertools.chain([first] if first is not None else [], tasks)
+        for batch in _batches(remaining, batch_size):
+            importer.submit(batch)
     finally:
-        if lock is not None:
-            lock.release()
+        importer.close()
+    if importer.imported:
+        runs.check()  # after the last import: another sync's copies are seen and removed here
+    report.imported, report.already_present = importer.imported, importer.already_present
+    report.duplicates_removed = runs.duplicates_removed
+    if project_state is not None and tally.next_watermark is not None:
+        project_state.set_watermark(source.key, tally.next_watermark)
     report.fetched, report.skipped = tally.fetched, tally.skipped
     return report

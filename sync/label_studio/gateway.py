@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -22,6 +23,15 @@ from tracetune.sync.errors import (
 from tracetune.sync.settings import Settings
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """A task as the sync sees it: the run it holds and how many reviews it has."""
+
+    task_id: int
+    run_id: str
+    annotations: int
 
 
 @contextmanager
@@ -94,16 +104,23 @@ class LabelStudioGateway:
         return found
 
     def ensure_project(self, title: str, label_config: str, description: str = "") -> Any:
-        """Reuse the project with this title (updating its config) or create it."""
+        """Reuse the project with this title (updating its config) or create it.
+
+        Two syncs may create the same title at once; both then settle on the oldest project
+        and the other, still empty, is deleted, so their runs never split over two projects.
+        """
         if len(title) < 3:
             raise InvalidInputError("a Label Studio project title needs at least 3 characters")
         project = self.find_project(title)
         if project is None:
-            return self._call(
+            created: Any = self._call(
                 lambda: self.client.projects.create(
                     title=title, label_config=label_config, description=description
                 )
             )
+            project = self.find_project(title) or created
+            if project.id != created.id:
+                self._call(lambda: self.client.projects.delete(id=created.id))
         if project.label_config != label_config:
             project = self._call(
                 lambda: self.client.projects.update(id=project.id, label_config=label_config)
@@ -116,21 +133,34 @@ class LabelStudioGateway:
     def task_count(self, project_id: int) -> int:
         return int(self.project(project_id).task_number or 0)
 
-    def run_ids(self, project_id: int, page_size: int = 1000) -> set[str]:
-        """Run ids of every task in the project, read in large pages of ids and data only."""
+    def run_tasks(self, project_id: int, page_size: int = 1000) -> list[RunTask]:
+        """Every task of the project and its run id ("" when it holds none), in large pages."""
 
-        def read() -> set[str]:
-            found = set()
+        def read() -> list[RunTask]:
+            found = []
             pager: Any = self.client.tasks.list(
-                project=project_id, page_size=page_size, fields="task_only", include="id,data"
+                project=project_id,
+                page_size=page_size,
+                fields="task_only",
+                include="id,data,total_annotations",
             )
             for task in pager:
-                run_id = (task.data or {}).get("run_id")
-                if run_id:
-                    found.add(str(run_id))
+                run_id = str((task.data or {}).get("run_id") or "")
+                found.append(RunTask(int(task.id), run_id, task.total_annotations or 0))
             return found
 
         return self._call(read)
+
+    def delete_tasks(self, project_id: int, task_ids: Sequence[int]) -> None:
+        """Delete tasks in one Data Manager action (tasks already gone are no error)."""
+        if task_ids:
+            self._call(
+                lambda: self.client.actions.create(
+                    id="delete_tasks",
+                    project=project_id,
+                    selected_items={"all": False, "included": list(task_ids)},
+                )
+            )
 
     def import_tasks(self, project_id: int, tasks: Sequence[dict[str, Any]]) -> int:
         """Import one batch in one request; Label Studio commits it as a whole."""
