@@ -35,7 +35,7 @@ MAX_ARRAY_BYTES = 256 * 1024 * 1024
 
 @dataclass(frozen=True)
 class RunFilters:
-    """The selection `Client.list_runs` makes on the API, applied to a file's runs."""
+    """The selection the API source asks LangSmith for, applied to a file's runs."""
 
     start_time: datetime | None = None
     end_time: datetime | None = None
@@ -224,7 +224,7 @@ class RunFileSource:
         return [item for i, item in enumerate(runs) if i in keep]
 
     def _selected(self, record: dict[str, Any]) -> bool:
-        """The same selection `list_runs(is_root=..., run_type=..., ...)` makes on the API."""
+        """The same selection the API source asks LangSmith for (root-only, run type, ...)."""
         if self.root_only and record.get("parent_run_id"):
             return False
         if self.run_type is not None and record.get("run_type") != self.run_type:
