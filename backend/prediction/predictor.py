@@ -7,7 +7,6 @@ trips. A second request for the same tasks reads everything from Redis.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +18,9 @@ from tracetune.backend.concepts.builtins import builtin_concepts, install_builti
 from tracetune.backend.concepts.model import ConceptModel
 from tracetune.backend.concepts.scoring import ConceptScorer
 from tracetune.backend.concepts.store import Concept, ConceptStore
+from tracetune.backend.concepts.training import fitted_with, training_digest
 from tracetune.backend.prediction.label_targets import LabelTargets, paragraph_texts
+from tracetune.backend.prediction.model_version import ConceptState, model_version
 from tracetune.backend.signals import SIGNALS, Reads, Signal, SignalResult, Span
 from tracetune.backend.task_texts import TaskTexts
 from tracetune.backend.vectors.duplicates import (
@@ -46,6 +47,11 @@ class TaskAnalysis:
     pii_types: list[str]
     language: str | None
     stats: dict[str, Any] = field(default_factory=dict)
+    #: Per fired flag, the task fields (prompt, answer, answer_a, ...) where it reached its
+    #: threshold, with the score there: what the reviewer is told the flag is about.
+    fired_in: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: Spans of the span signals (PII, secrets) per task field, whatever the config shows.
+    spans_in: dict[str, list[Span]] = field(default_factory=dict)
 
     @property
     def overall(self) -> float:
@@ -88,13 +94,23 @@ class Predictor:
         builtin = {c.name for c in builtin_concepts()}
         return [c for c in self.concepts.all() if c.name in builtin or c.flag in targets.flags]
 
-    def model_version(self, targets: LabelTargets) -> str:
-        """Changes whenever a signal's code version or a scored concept's model changes."""
+    def model_version(self, targets: LabelTargets, judges: dict[str, int]) -> str:
+        """The version predictions for this config get now (see `model_version`): a concept
+        not trained yet counts with what it will be trained on, so training it on first use
+        does not move the version."""
         names = [c.name for c in self.concepts_for(targets)]
-        versions = self.concepts.versions(names)
-        parts = [f"{name}@{s.version}" for name, s in sorted(self.signals.items())]
-        parts += [f"{name}#{versions[name]}" for name in sorted(names)]
-        return "tracetune-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:10]
+        states = []
+        for name, (definition, trained_on) in self.concepts.fitted_states(names).items():
+            if trained_on is None or not fitted_with(self.embedder, trained_on):
+                trained_on = training_digest(self.embedder, self.concepts.examples(name))
+            states.append(ConceptState(name, definition, trained_on))
+        return model_version(
+            signals={name: s.version for name, s in self.signals.items()},
+            concepts=states,
+            settings=(self.concept_threshold, self.jaccard_threshold, self.cosine_threshold),
+            config_digest=repr(targets),
+            judges=judges,
+        )
 
     def _run(self, signal: Signal, texts: list[str]) -> dict[str, SignalResult]:
         distinct = list(dict.fromkeys(texts))
@@ -108,7 +124,7 @@ class Predictor:
         self, tasks: list[TaskTexts], targets: LabelTargets, scope: str
     ) -> list[TaskAnalysis]:
         paragraphs = {
-            t.task_id: paragraph_texts(t.data, targets.paragraph_span, t.task_id)
+            t.task_id: paragraph_texts(t.data, targets.paragraph_span)
             if targets.paragraph_span
             else []
             for t in tasks
@@ -131,18 +147,18 @@ class Predictor:
 
         analyses = []
         for task, duplicate in zip(tasks, duplicates, strict=True):
-            scores, fired = self._scores(task, results, models_of, vectors, duplicate)
-            analyses.append(
-                self._assemble(
-                    task,
-                    results,
-                    paragraphs[task.task_id],
-                    span_texts[task.task_id],
-                    duplicate,
-                    scores,
-                    [f for f in targets.flags if f in fired],
-                )
+            scores, fired_in = self._scores(task, results, models_of, vectors, duplicate)
+            analysis = self._assemble(
+                task,
+                results,
+                paragraphs[task.task_id],
+                span_texts[task.task_id],
+                duplicate,
+                scores,
+                [f for f in targets.flags if f in fired_in],
             )
+            analysis.fired_in = {f: fired_in[f] for f in analysis.fired}
+            analyses.append(analysis)
         self.client.hincrby(key("metrics"), "tasks_predicted", len(tasks))
         return analyses
 
@@ -153,31 +169,33 @@ class Predictor:
         concepts: dict[str, tuple[Concept, ConceptModel]],
         vectors: dict[str, np.ndarray],
         duplicate: DuplicateMatch,
-    ) -> tuple[dict[str, float], set[str]]:
+    ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
         """Each flag's score (the best of its signals and concepts over the texts they read),
-        each concept's by name, and the flags that fire."""
+        each concept's by name, and the flags that fire with the fields they fire in."""
         flags: dict[str, float] = {}
-        fired: set[str] = set()
+        fired: dict[str, dict[str, float]] = {}
 
-        def record(flag: str, score: float, threshold: float) -> None:
+        def record(flag: str, score: float, threshold: float, where: str) -> None:
             flags[flag] = max(flags.get(flag, 0.0), score)
             if score >= threshold:
-                fired.add(flag)
+                found = fired.setdefault(flag, {})
+                found[where] = round(max(found.get(where, 0.0), score), 4)
 
         for name, signal in self.signals.items():
-            scores = [results[name][t].score for t in task.texts(signal.reads).values()]
-            if signal.flag and scores:
-                record(signal.flag, max(scores), SIGNAL_THRESHOLD)
+            if signal.flag:
+                for where, text in task.texts(signal.reads).items():
+                    record(signal.flag, results[name][text].score, SIGNAL_THRESHOLD, where)
         by_concept: dict[str, float] = {}
         for name, (concept, model) in concepts.items():
-            texts = list(task.texts(concept.reads).values())
+            texts = task.texts(concept.reads)
             if texts:
-                best = float(model.score(np.stack([vectors[t] for t in texts])).max())
-                by_concept[name] = round(best, 4)
-                record(concept.flag, best, self.concept_threshold)
+                scores = model.score(np.stack([vectors[t] for t in texts.values()]))
+                by_concept[name] = round(float(scores.max()), 4)
+                for where, score in zip(texts, scores, strict=True):
+                    record(concept.flag, float(score), self.concept_threshold, where)
         flags[NEAR_DUPLICATE_FLAG] = duplicate.score
         if duplicate.is_duplicate:
-            fired.add(NEAR_DUPLICATE_FLAG)
+            fired[NEAR_DUPLICATE_FLAG] = {}
         return {**by_concept, **{f: round(s, 4) for f, s in flags.items()}}, fired
 
     @staticmethod
@@ -229,6 +247,10 @@ class Predictor:
         pii_types = sorted(
             {s.label for n in span_signals for t in all_texts for s in results[n][t].spans}
         )
+        spans_in: dict[str, list[Span]] = {}
+        for n in span_signals:
+            for where, text in task.texts(self.signals[n].reads).items():
+                spans_in.setdefault(where, []).extend(results[n][text].spans)
         primary = task.primary
         language = results["language"][primary].values.get("language") if primary else None
         stats = results["text_stats"][primary].values if primary else {}
@@ -242,4 +264,5 @@ class Predictor:
             pii_types=pii_types,
             language=language,
             stats=stats,
+            spans_in={where: spans for where, spans in spans_in.items() if spans},
         )
