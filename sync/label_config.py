@@ -15,7 +15,15 @@ from typing import Any
 import jinja2
 
 from tracetune.sync.errors import InvalidInputError
-from tracetune.sync.review_kinds import DEFAULT_FLAGS, PII_LABELS, Control, Obj, ReviewKind
+from tracetune.sync.review_kinds import (
+    DEFAULT_FLAGS,
+    PII_LABELS,
+    UNSUPPORTED_LABEL,
+    Control,
+    Grounding,
+    Obj,
+    ReviewKind,
+)
 
 _VARIABLE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
 _FLAGS_TARGET = {
@@ -44,7 +52,11 @@ def render_label_config(kind: ReviewKind, flags: Iterable[str] = DEFAULT_FLAGS) 
         raise InvalidInputError("a label config needs at least one flag")
     template = _ENV.get_template(f"{kind.value}.xml")
     return template.render(
-        flags=flag_list, flags_to=_FLAGS_TARGET[kind].value, pii_labels=PII_LABELS
+        flags=flag_list,
+        flags_to=_FLAGS_TARGET[kind].value,
+        pii_labels=PII_LABELS,
+        grounding=[g.value for g in Grounding],
+        unsupported_label=UNSUPPORTED_LABEL,
     )
 
 
