@@ -24,7 +24,7 @@ SPAN_FLAGS = frozenset({"pii", "secret"})
 
 def where(fields: list[str]) -> str:
     """'the answer', 'answer A', 'answers A and B', 'the answer and the prompt'."""
-    ordered = [f for f in FIELD_NAMES if f in fields] + sorted(set(fields) - set(FIELD_NAMES))
+    ordered = _reading_order(fields)
     if ordered[:2] == ["answer_a", "answer_b"]:
         return " and ".join(["answers A and B", *(FIELD_NAMES.get(f, f) for f in ordered[2:])])
     return " and ".join(FIELD_NAMES.get(f, f) for f in ordered)
@@ -42,10 +42,14 @@ def _duplicate_reason(analysis: TaskAnalysis) -> str:
     return f"{NEAR_DUPLICATE_FLAG} of {noun} {shown} ({duplicate.score:.2f})"
 
 
+def _reading_order(fields: list[str]) -> list[str]:
+    return [f for f in FIELD_NAMES if f in fields] + sorted(set(fields) - set(FIELD_NAMES))
+
+
 def _span_reason(flag: str, analysis: TaskAnalysis, fields: list[str]) -> str | None:
     by_field = {
         f: sorted({s.label for s in analysis.spans_in.get(f, [])})
-        for f in fields
+        for f in _reading_order(fields)
         if analysis.spans_in.get(f)
     }
     if not by_field:

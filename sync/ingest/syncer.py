@@ -35,6 +35,7 @@ from tracetune.sync.label_config import (
     render_label_config,
 )
 from tracetune.sync.label_studio.gateway import LabelStudioGateway
+from tracetune.sync.label_studio.views import ensure_review_tabs
 from tracetune.sync.langsmith.from_langsmith import MAX_TEXT_CHARS
 from tracetune.sync.langsmith.sources import RunSource
 from tracetune.sync.review_kinds import DEFAULT_FLAGS, ReviewKind
@@ -223,5 +224,6 @@ def run_sync(
     finally:
         if lock is not None:
             lock.release()
+    ensure_review_tabs(gateway, project.id)
     report.fetched, report.skipped = tally.fetched, tally.skipped
     return report
