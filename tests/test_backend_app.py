@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -452,6 +455,33 @@ def test_the_model_version_moves_only_when_a_model_or_a_signal_changes(
     other = render_label_config(ReviewKind.CHAT, flags=["pii", "secret"])
     assert setup_version(client, project, other) != version
     assert setup_version(client, project) == version
+
+
+VERSION_OF_ANOTHER_PROCESS = """
+from tracetune.backend.prediction.label_targets import read_targets
+from tracetune.backend.server.app import JUDGES
+from tracetune.backend.services import Backend
+from tracetune.sync.label_config import render_label_config
+from tracetune.sync.review_kinds import ReviewKind
+from tracetune.sync.settings import Settings
+
+backend = Backend.create(Settings())
+print(backend.predictor.model_version(read_targets(render_label_config(ReviewKind.RAG)), JUDGES))
+"""
+
+
+def test_every_backend_process_computes_the_same_version(
+    client: FlaskClient, backend: Backend, project: str
+) -> None:
+    """Gunicorn runs several workers, each hashing strings its own way: the version must not
+    depend on the process, or Label Studio would re-ask for every task each time it reached
+    another worker."""
+    version = setup_version(client, project, render_label_config(ReviewKind.RAG))
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "REDIS_URL": backend.settings.redis_url}
+        other = subprocess.run([sys.executable, "-c", VERSION_OF_ANOTHER_PROCESS], env=env,
+                               capture_output=True, text=True, timeout=300, check=True)  # fmt: skip
+        assert other.stdout.strip() == version
 
 
 def test_only_the_backends_own_older_predictions_are_stale() -> None:

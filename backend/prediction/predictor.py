@@ -7,7 +7,8 @@ trips. A second request for the same tasks reads everything from Redis.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -108,7 +109,7 @@ class Predictor:
             signals={name: s.version for name, s in self.signals.items()},
             concepts=states,
             settings=(self.concept_threshold, self.jaccard_threshold, self.cosine_threshold),
-            config_digest=repr(targets),
+            config_digest=json.dumps(asdict(targets), sort_keys=True, default=sorted),
             judges=judges,
         )
 
