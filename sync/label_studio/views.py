@@ -45,10 +45,13 @@ RAW_DATA_COLUMNS = frozenset(
         "context_docs",
     }
 )
-#: Task columns of Label Studio's own that add nothing to triage.
+#: Task columns of Label Studio's own that add nothing to triage. "Prediction score" only
+#: averages predictions whose version equals the project's model version, which is the live
+#: model's title once `connect` set it, so it would stay empty.
 NOISY_COLUMNS = frozenset(
     {
         "inner_id",
+        "predictions_score",
         "cancelled_annotations",
         "annotations_results",
         "annotations_ids",
