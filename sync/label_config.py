@@ -19,7 +19,9 @@ from tracetune.sync.review_kinds import (
     DEFAULT_FLAGS,
     FLAG_HINTS,
     PII_LABELS,
+    UNSUPPORTED_LABEL,
     Control,
+    Grounding,
     Obj,
     ReviewKind,
 )
@@ -55,6 +57,8 @@ def render_label_config(kind: ReviewKind, flags: Iterable[str] = DEFAULT_FLAGS) 
         flags_to=_FLAGS_TARGET[kind].value,
         pii_labels=PII_LABELS,
         hints=FLAG_HINTS,
+        grounding=[g.value for g in Grounding],
+        unsupported_label=UNSUPPORTED_LABEL,
     )
 
 

@@ -28,6 +28,8 @@ class Control(StrEnum):
     GROUNDED = "grounded"
     PII_DIALOGUE = "pii_dialogue"
     PII_ANSWER = "pii_answer"
+    FLAG_REASONS = "flag_reasons"
+    UNSUPPORTED = "unsupported"
 
 
 class Obj(StrEnum):
@@ -45,6 +47,18 @@ class Verdict(StrEnum):
     ACCEPT = "accept"
     EDIT = "edit"
     REJECT = "reject"
+
+
+class Grounding(StrEnum):
+    """Choices of the RAG config's `grounded` control: is the answer backed by the context?"""
+
+    GROUNDED = "grounded"
+    PARTIALLY = "partially"
+    NOT_GROUNDED = "not grounded"
+
+
+#: Label of the `unsupported` regions: answer sentences no context passage supports.
+UNSUPPORTED_LABEL = "unsupported"
 
 
 #: Review flags: problems in the answer under review that a reviewer acts on. The sync's
@@ -107,8 +121,19 @@ TEXT_FIELDS: dict[ReviewKind, tuple[str, ...]] = {
 #: Key on the ML backend's `flags` prediction result (always present, `choices` may be empty)
 #: that carries its machine-readable output for the export's filters. Label Studio stores it
 #: as-is. Shape: {"scores": {flag_or_concept: float in [0, 1]}, "cluster_id": str | None,
-#: "nearest_task_id": int | None, "pii_types": [str], "language": str | None}.
+#: "nearest_task_id": int | None, "pii_types": [str], "language": str | None,
+#: "reasons": {flag: str}, "tags": str}.
 PREDICTION_DETAILS_KEY = "tracetune"
+
+
+def prediction_tag(name: str, value: str) -> str:
+    """A marker the backend writes into a prediction and a Data Manager tab filters on.
+
+    Label Studio filters predictions by a substring of their JSON, so each fired flag (and
+    each groundedness verdict) is written as `tt:<name>=<value>;`, which no flag name, score
+    or ordinary answer text contains by accident.
+    """
+    return f"tt:{name}={value.replace(' ', '_')};"
 
 
 def choices_result(control: Control, values: list[str], to: Obj = Obj.ANSWER) -> dict[str, Any]:

@@ -100,8 +100,19 @@ def choice_input(page: Page, value: str, kind: str = "checkbox") -> Locator:
 
 
 def corrected_answer(page: Page) -> Locator:
-    """The `corrected_answer` TextArea control (its regions, edit and save buttons)."""
-    return page.get_by_test_id("textarea-control")
+    """The `corrected_answer` TextArea control (its regions, edit and save buttons): in the
+    generated configs, the last of the two text areas, after the `flag_reasons` list."""
+    return page.get_by_test_id("textarea-control").last
+
+
+def flag_reasons(page: Page) -> Locator:
+    """The read-only `flag_reasons` list under the flags: one line per pre-selected flag."""
+    return page.get_by_test_id("textarea-control").first
+
+
+def data_manager_tab(page: Page, title: str) -> Locator:
+    """A Data Manager tab (saved view) by its title."""
+    return page.get_by_role("tab", name=title, exact=True)
 
 
 def submit_button(page: Page) -> Locator:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -12,8 +15,11 @@ from flask.testing import FlaskClient
 from plugins.backend_server import chat_data, pair_data, rag_data
 
 from tracetune.backend.cache import key
-from tracetune.backend.concepts.store import Concept
+from tracetune.backend.concepts.store import Concept, Example
+from tracetune.backend.concepts.training import train
 from tracetune.backend.server.app import create_app
+from tracetune.backend.server.batch import BatchTask
+from tracetune.backend.server.stale_predictions import stale_predictions
 from tracetune.backend.server.webhooks import WebhookPlugin
 from tracetune.backend.services import Backend
 from tracetune.backend.signals import Reads
@@ -111,6 +117,16 @@ def test_chat_prediction_has_flags_spans_details_and_the_answer_to_edit(
     (corrected,) = by_name(prediction, "corrected_answer")
     assert corrected["type"] == "textarea" and corrected["value"] == {"text": [answer]}
 
+    # Each pre-selected flag comes with its reason, on screen (read-only) and in the details.
+    (reasons,) = by_name(prediction, "flag_reasons")
+    assert reasons["type"] == "textarea" and reasons["readonly"] is True
+    assert reasons["value"]["text"] == [details["reasons"][f] for f in flags]
+    assert details["reasons"]["pii"] == "pii: PHONE in the answer; EMAIL, PERSON in the prompt"
+    assert details["reasons"]["self_reference"].startswith("self_reference 0.")
+    assert details["reasons"]["self_reference"].endswith(" in the answer")
+    assert details["fired_in"]["self_reference"].keys() == {"answer"}
+    assert details["tags"].split() == [f"tt:flags={f};" for f in flags]
+
     setup = client.post("/setup", json={"project": project, "schema": CHAT})
     assert setup.json["model_version"] == prediction["model_version"]
     assert client.get("/versions", json={"project": project}).json == {
@@ -118,19 +134,50 @@ def test_chat_prediction_has_flags_spans_details_and_the_answer_to_edit(
     }
 
 
-def test_rag_and_preference_configs_get_only_the_results_they_can_show(
+REFUND_DOCS = [
+    "Refunds are accepted within 30 days of purchase.",
+    "Refunds go back to the card used for the purchase, within 5 business days.",
+]
+
+
+def test_a_rag_answer_gets_its_groundedness_and_its_unsupported_sentences_marked(
     client: FlaskClient, project: str
 ) -> None:
     rag = render_label_config(ReviewKind.RAG)
-    data = rag_data("r1", "What is our refund window?", "Mail maria.lopez@gmail.com in 30 days.",
-                    ["Refunds are accepted within 30 days of purchase."])  # fmt: skip
+    supported = "You can get a refund within 30 days of buying."
+    invented = "Refunds are paid out in cash at any of our 40 stores."
+    answer = f"{supported} {invented} Hope this helps!"
+    data = rag_data("r1", "What is our refund window?", answer, REFUND_DOCS)
     (prediction,) = predict(client, project, [{"id": 1, "data": data}], rag)["results"]
-    assert {r["from_name"] for r in prediction["result"]} == {
-        "flags",
-        "pii_answer",
-        "corrected_answer",
-    }
+    assert {r["from_name"] for r in prediction["result"]} >= {
+        "flags", "flag_reasons", "grounded", "unsupported", "corrected_answer"
+    }  # fmt: skip
+    (grounded,) = by_name(prediction, "grounded")
+    assert grounded["value"] == {"choices": ["partially"]} and grounded["to_name"] == "answer"
+    (region,) = by_name(prediction, "unsupported")
+    value = region["value"]
+    assert value["labels"] == ["unsupported"] and value["text"] == invented
+    assert answer[value["start"] : value["end"]] == invented
+    _, details = flags_of(prediction)
+    assert details["grounding"] == {"verdict": "partially", "claims": 2, "unsupported": [invented]}
+    assert "tt:grounded=partially;" in details["tags"].split()
+    (reasons,) = by_name(prediction, "flag_reasons")
+    assert reasons["value"]["text"][0] == (
+        "partially: 1 of 2 claims not supported by the context (marked in the answer)"
+    )
 
+    faithful = rag_data("r2", "What is our refund window?", supported, REFUND_DOCS)
+    made_up = rag_data("r3", "Can I get a refund?", invented, REFUND_DOCS)
+    no_context = rag_data("r4", "Can I get a refund?", supported, [])
+    results = predict(client, project, [{"id": i, "data": d} for i, d in
+                                        enumerate([faithful, made_up, no_context], start=2)],
+                      rag)["results"]  # fmt: skip
+    verdicts = [by_name(r, "grounded")[0]["value"]["choices"] for r in results]
+    assert verdicts == [["grounded"], ["not grounded"], ["not grounded"]]
+    assert by_name(results[0], "unsupported") == []
+
+
+def test_preference_flags_say_which_answer_they_concern(client: FlaskClient, project: str) -> None:
     pair = render_label_config(ReviewKind.PREFERENCE)
     data = pair_data("My card 4111 1111 1111 1111 was declined, why?", "Try again later.",
                      "I'm sorry, but I can't help with that.")  # fmt: skip
@@ -140,7 +187,20 @@ def test_rag_and_preference_configs_get_only_the_results_they_can_show(
     assert "refusal" in flags
     assert "pii" not in flags  # the card is in the user's message: kept in the details only
     assert details["pii_types"] == ["CREDIT_CARD"]
-    assert [r["from_name"] for r in prediction["result"]] == ["flags"]  # no PII control there
+    assert details["fired_in"]["refusal"].keys() == {"answer_b"}
+    assert details["reasons"]["refusal"].endswith(" in answer B")
+    assert details["reasons"]["pii"] == "pii: CREDIT_CARD in the prompt"
+    (reasons,) = by_name(prediction, "flag_reasons")
+    assert reasons["value"]["text"] == [details["reasons"][f] for f in flags]
+    # No PII control in the pairwise config, so the only results are the flags and reasons.
+    assert [r["from_name"] for r in prediction["result"]] == ["flags", "flag_reasons"]
+
+    both = pair_data("Can you cancel my plan?", "I'm sorry, but I can't help with that.",
+                     "I'm sorry, I cannot help with that request.")  # fmt: skip
+    (prediction,) = predict(client, project, [{"id": 3, "data": both}], pair)["results"]
+    _, details = flags_of(prediction)
+    assert details["fired_in"]["refusal"].keys() == {"answer_a", "answer_b"}
+    assert details["reasons"]["refusal"].endswith(" in answers A and B")
 
 
 def test_second_prediction_reuses_every_cached_embedding(
@@ -182,19 +242,14 @@ def one(data: dict[str, Any]) -> dict[str, Any]:
 
 
 ONE_MB = "word " * 220_000
-NO_FLAGS = '<View><Text name="t" value="$text"/></View>'
+NO_CONTROLS = '<View><Text name="t" value="$text"/><Choices name="mood" toName="t"/></View>'
 BAD_REQUESTS = [
     ("no tasks", body(), 422, "'tasks'"),
     ("no project", body(tasks=[], project=None), 422, "'project'"),
-    ("task without id", body(tasks=[{"data": {}}]), 422, "'id'"),
-    ("task without data", body(tasks=[{"id": 1}]), 422, "'data'"),
-    ("missing field", one({"prompt": "hi"}), 422, "no 'answer' field"),
-    ("empty text", one({"prompt": " ", "answer": ""}), 422, "no text to analyse"),
-    ("number as text", one({"prompt": "hi", "answer": 42}), 422, "must be a string, got int"),
-    ("1 MB text", one({"prompt": "hi", "answer": ONE_MB}), 413, "BACKEND_MAX_TEXT_CHARS"),
-    ("config without flags", body(tasks=[], config=NO_FLAGS), 422, 'no <Choices name="flags">'),
+    ("config without any control the backend fills", body(tasks=[], config=NO_CONTROLS), 422,
+     "none of the controls the backend fills"),
     ("config not XML", body(tasks=[], config="<View>"), 422, "well-formed"),
-]
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -206,6 +261,71 @@ def test_bad_predict_requests_get_a_clear_json_error(
     response = client.post("/predict", json=body)
     assert response.status_code == status
     assert response.json["status"] == status and message in response.json["error"]
+
+
+ODD_TASKS = [
+    ({"id": 2, "data": {"prompt": "Who do I call about this?"}}, ["no 'answer' field"]),
+    ({"id": 3, "data": {"prompt": "hi", "answer": 42}}, ["'answer' is int, not text"]),
+    ({"id": 4, "data": {"prompt": "hi", "answer": ONE_MB}}, ["1,100,000 characters"]),
+    ({"id": 5, "data": {"prompt": " ", "answer": ""}}, ["not judged", "no text to analyse"]),
+    ({"id": 6}, ["no 'data' object"]),
+    ({"data": {"prompt": "hi", "answer": "hello"}}, ["tasks[6] has no integer 'id'"]),
+    ({"id": 8, "data": {"prompt": "x", "answer": "y", "review_kind": "poem"}},
+     ["unknown review_kind 'poem'"]),
+]  # fmt: skip
+
+
+def test_odd_tasks_get_a_reason_each_and_never_fail_the_batch(
+    client: FlaskClient, project: str
+) -> None:
+    good = {"id": 1, "data": chat_data("ok", "How do I reset it?", "Write to sarah@gmail.com.")}
+    tasks = [good, *(task for task, _ in ODD_TASKS)]
+    results = predict(client, project, tasks)["results"]
+    assert len(results) == len(tasks)  # one per task, in order: Label Studio matches by order
+    flags, _ = flags_of(results[0])
+    assert "pii" in flags
+    for prediction, (task, expected) in zip(results[1:], ODD_TASKS, strict=True):
+        (reasons,) = by_name(prediction, "flag_reasons")
+        shown = " | ".join(reasons["value"]["text"])
+        assert all(part in shown for part in expected), (task, shown)
+        _, details = flags_of(prediction)
+        assert any(expected[0] in problem for problem in details["problems"])
+    # What can be judged is judged (the prompt of the task without an answer); a task with no
+    # text at all gets no pre-selection, only its reason.
+    assert by_name(results[1], "flags")[0]["tracetune"]["scores"]  # its prompt was judged
+    assert by_name(results[4], "flags")[0]["value"] == {"choices": []}
+    assert by_name(results[7], "flags")[0]["tracetune"]["scores"]  # judged as chat_review
+
+
+FEWER_CONTROLS = """<View>
+  <Text name="reply" value="$text"/>
+  <Labels name="pii_answer" toName="reply"><Label value="EMAIL"/></Labels>
+  <Choices name="flags" toName="reply" choice="multiple"><Choice value="pii"/></Choices>
+</View>"""
+SPANS_ONLY = """<View>
+  <Text name="reply" value="$text"/>
+  <Labels name="pii_answer" toName="reply"><Label value="EMAIL"/></Labels>
+</View>"""
+
+
+def test_a_config_with_fewer_controls_gets_predictions_for_those(
+    client: FlaskClient, project: str
+) -> None:
+    """Someone else's project: the answer under `text`, only some of our controls."""
+    text = "Sure, mail jane.doe@gmail.com for the invoice."
+    task = {"id": 1, "data": {"text": text}}
+    (prediction,) = predict(client, project, [task], FEWER_CONTROLS)["results"]
+    assert [r["from_name"] for r in prediction["result"]] == ["flags", "pii_answer"]
+    flags, details = flags_of(prediction)
+    assert flags == ["pii"] and details["reasons"] == {"pii": "pii: EMAIL in the answer"}
+    assert details["problems"] == ["no 'prompt' field: judged without it"]
+    (span,) = by_name(prediction, "pii_answer")
+    assert text[span["value"]["start"] : span["value"]["end"]] == "jane.doe@gmail.com"
+
+    (prediction,) = predict(client, project, [task], SPANS_ONLY)["results"]
+    assert [r["from_name"] for r in prediction["result"]] == ["pii_answer"]
+    setup = client.post("/setup", json={"project": project, "schema": SPANS_ONLY})
+    assert setup.status_code == 200 and setup.json["model_version"] == prediction["model_version"]
 
 
 def test_malformed_bodies_and_unknown_routes_are_json_errors_and_serving_goes_on(
@@ -293,3 +413,93 @@ def test_start_training_and_deleted_annotations_reach_the_concepts(
     backend.trainer.drain()  # whatever ran when, the model ends on the original examples
     model = backend.concepts.stored_model("refunds").model
     assert model is not None and (model.positives, model.negatives) == (2, 2)
+
+
+def setup_version(client: FlaskClient, project: str, config: str = CHAT) -> str:
+    response = client.post("/setup", json={"project": project, "schema": config})
+    assert response.status_code == 200, response.json
+    return str(response.json["model_version"])
+
+
+def test_the_model_version_moves_only_when_a_model_or_a_signal_changes(
+    client: FlaskClient, backend: Backend, project: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = {"id": 1, "data": chat_data("v", "Is this stable?", "Yes, it is.")}
+    version = setup_version(client, project)
+    assert predict(client, project, [task])["model_version"] == version
+    assert setup_version(client, project) == version  # nothing changed: Label Studio skips
+
+    # A concept without a model (first use, a flushed Redis) is trained while predicting,
+    # on the examples the version already counted: the version does not move mid-pass.
+    backend.client.delete(key("concept", "toxicity"))
+    assert setup_version(client, project) == version
+    assert predict(client, project, [task])["model_version"] == version
+    assert backend.concepts.stored_model("toxicity").model is not None
+    assert setup_version(client, project) == version
+
+    # A retrain on new examples is a new model: a new version, and back when they go.
+    source = "annotation:version-test"
+    backend.concepts.set_learned("toxicity", source, [Example("You utter clown, go away.", 1)])
+    assert setup_version(client, project) == version  # learned, but not retrained yet
+    train(backend.concepts, backend.embedder, "toxicity")
+    retrained = setup_version(client, project)
+    assert retrained != version
+    backend.concepts.set_learned("toxicity", source, [])
+    train(backend.concepts, backend.embedder, "toxicity")
+    assert setup_version(client, project) == version
+
+    # A signal's code version, a threshold and the project's config count too.
+    monkeypatch.setattr(backend.predictor.signals["refusal"], "version", 99)
+    assert setup_version(client, project) != version
+    monkeypatch.undo()
+    monkeypatch.setattr(backend.predictor, "concept_threshold", 0.7)
+    assert setup_version(client, project) != version
+    monkeypatch.undo()
+    other = render_label_config(ReviewKind.CHAT, flags=["pii", "secret"])
+    assert setup_version(client, project, other) != version
+    assert setup_version(client, project) == version
+
+
+VERSION_OF_ANOTHER_PROCESS = """
+from tracetune.backend.prediction.label_targets import read_targets
+from tracetune.backend.server.app import JUDGES
+from tracetune.backend.services import Backend
+from tracetune.sync.label_config import render_label_config
+from tracetune.sync.review_kinds import ReviewKind
+from tracetune.sync.settings import Settings
+
+backend = Backend.create(Settings())
+print(backend.predictor.model_version(read_targets(render_label_config(ReviewKind.RAG)), JUDGES))
+"""
+
+
+def test_every_backend_process_computes_the_same_version(
+    client: FlaskClient, backend: Backend, project: str
+) -> None:
+    """Gunicorn runs several workers, each hashing strings its own way: the version must not
+    depend on the process, or Label Studio would re-ask for every task each time it reached
+    another worker."""
+    version = setup_version(client, project, render_label_config(ReviewKind.RAG))
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "REDIS_URL": backend.settings.redis_url}
+        other = subprocess.run([sys.executable, "-c", VERSION_OF_ANOTHER_PROCESS], env=env,
+                               capture_output=True, text=True, timeout=300, check=True)  # fmt: skip
+        assert other.stdout.strip() == version
+
+
+def test_only_the_backends_own_older_predictions_are_stale() -> None:
+    current = "tracetune-0123456789"
+
+    def task(task_id: int, *versions: str) -> BatchTask:
+        predictions = [{"id": task_id * 10 + i, "model_version": v} for i, v in enumerate(versions)]
+        return BatchTask(task_id, task_id, None, predictions=predictions)
+
+    batch = [
+        task(1, "tracetune-aaaaaaaaaa"),  # ours, older: the whole task's predictions go
+        task(2, "tracetune-bbbbbbbbbb", "gpt-judge-v2"),  # another model's stays
+        task(3, current),  # current: kept
+        task(4, "tracetune-cccccccccc", current),  # the older one of two of ours
+        task(5),
+    ]
+    stale = stale_predictions(batch, current)
+    assert stale.whole_tasks == [1] and stale.single == [20, 40]

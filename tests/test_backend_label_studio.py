@@ -20,7 +20,10 @@ from label_studio_sdk import LabelStudio
 from plugins.backend_server import BackendServer, chat_data
 
 from tracetune.sync.label_config import flag_choices, render_label_config
-from tracetune.sync.review_kinds import PREDICTION_DETAILS_KEY, ReviewKind
+from tracetune.sync.label_studio.gateway import LabelStudioGateway
+from tracetune.sync.label_studio.views import ensure_review_tabs
+from tracetune.sync.review_kinds import DEFAULT_FLAGS, PREDICTION_DETAILS_KEY, ReviewKind
+from tracetune.sync.settings import Settings
 from tracetune.sync.stack.servers import LabelStudioServer
 
 pytestmark = pytest.mark.integration
@@ -167,12 +170,103 @@ def test_the_server_answers_bad_requests_with_json_and_keeps_serving(
     broken = httpx.post(f"{url}/predict", auth=auth, content=b"{oops", timeout=10,
                         headers={"Content-Type": "application/json"})  # fmt: skip
     assert broken.status_code == 400 and broken.json()["status"] == 400
-    huge = {"tasks": [{"id": 1, "data": {"prompt": "hi", "answer": "x " * 600_000}}],
+    # One oversized task costs its own pre-labels only, with the reason, not the batch's.
+    huge = {"tasks": [{"id": 1, "data": {"prompt": "hi", "answer": "x " * 600_000}},
+                      {"id": 2, "data": chat_data("ok", "Still up?", "Yes.")}],
             "project": "1.0", "label_config": config}  # fmt: skip
-    too_long = httpx.post(f"{url}/predict", auth=auth, json=huge, timeout=60)
-    assert too_long.status_code == 413 and "characters" in too_long.json()["error"]
-    good = {"tasks": [{"id": 1, "data": chat_data("ok", "Still up?", "Yes.")}],
-            "project": "1.0", "label_config": config}  # fmt: skip
-    response = httpx.post(f"{url}/predict", auth=auth, json=good, timeout=120)
-    assert response.status_code == 200 and len(response.json()["results"]) == 1
+    response = httpx.post(f"{url}/predict", auth=auth, json=huge, timeout=120)
+    assert response.status_code == 200
+    first, second = response.json()["results"]
+    (reasons,) = [r for r in first["result"] if r["from_name"] == "flag_reasons"]
+    assert any("1,200,000 characters" in line for line in reasons["value"]["text"])
+    (flags,) = [r for r in second["result"] if r["from_name"] == "flags"]
+    assert flags[PREDICTION_DETAILS_KEY]["scores"]
     assert httpx.get(f"{url}/health", auth=auth, timeout=10).json()["status"] == "UP"
+
+
+def test_prelabelling_twice_leaves_one_current_prediction_per_task(
+    label_studio_server: LabelStudioServer,
+    label_studio: LabelStudio,
+    backend_server: BackendServer,
+    project_title: str,
+) -> None:
+    """The demo's "retrieve predictions" for every task, twice, and again after the model
+    version moved: one prediction per task from the current version; another model's stays."""
+    config = render_label_config(ReviewKind.CHAT)
+    project = label_studio.projects.create(title=project_title, label_config=config)
+    label_studio.projects.import_tasks(id=project.id, request=[{"data": d} for d in TASKS])
+    task_ids = [t.id for t in label_studio.tasks.list(project=project.id)]
+    connected = subprocess.run(
+        [sys.executable, "-m", "tracetune.sync.cli", "backend", "connect", "--project",
+         project_title, "--url", backend_server.url],
+        env={**cli_env(label_studio_server, backend_server), "BASIC_AUTH_USER": backend_server.user,
+             "BASIC_AUTH_PASS": backend_server.password},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert connected.returncode == 0, connected.stderr
+    assert "pre-labels from the live model 'tracetune'" in connected.stdout
+    settings = label_studio.projects.get(id=project.id)
+    assert settings.show_collab_predictions is True and settings.model_version == "tracetune"
+
+    for _ in range(2):
+        retrieve(label_studio, project.id, task_ids)
+        stored = predictions_by_task(label_studio, project.id)
+        assert sorted(stored) == sorted(task_ids)
+        assert all(len(found) == 1 for found in stored.values())
+    (first_version,) = {p.model_version for found in stored.values() for p in found}
+    first_ids = {p.id for found in stored.values() for p in found}
+    foreign = label_studio.predictions.create(task=task_ids[0], result=[], score=0.5,
+                                              model_version="gpt-judge-v2")  # fmt: skip
+
+    # A new flag in the config is a new model version: every task is asked again, and the
+    # backend removes its older predictions before Label Studio stores the new ones.
+    label_studio.projects.update(
+        id=project.id, label_config=render_label_config(ReviewKind.CHAT, [*DEFAULT_FLAGS, "tone"])
+    )
+    retrieve(label_studio, project.id, task_ids)
+    stored = predictions_by_task(label_studio, project.id)
+    ours = {t: [p for p in found if p.model_version != foreign.model_version]
+            for t, found in stored.items()}  # fmt: skip
+    assert sorted(ours) == sorted(task_ids) and all(len(found) == 1 for found in ours.values())
+    (second_version,) = {p.model_version for found in ours.values() for p in found}
+    assert second_version != first_version
+    assert not first_ids & {p.id for found in ours.values() for p in found}
+    assert foreign.id in {p.id for p in stored[task_ids[0]]}  # another model's is kept
+    assert label_studio.ml.list(project=project.id)[0].model_version == second_version
+
+
+def test_the_sync_and_connect_give_a_data_manager_tab_per_flag(
+    label_studio_server: LabelStudioServer,
+    label_studio: LabelStudio,
+    backend_server: BackendServer,
+    project_title: str,
+) -> None:
+    config = render_label_config(ReviewKind.CHAT)
+    project = label_studio.projects.create(title=project_title, label_config=config)
+    label_studio.projects.import_tasks(id=project.id, request=[{"data": d} for d in TASKS])
+    ids = {t.data["run_id"]: t.id for t in label_studio.tasks.list(project=project.id)}
+    connect(label_studio, backend_server, project.id)
+    retrieve(label_studio, project.id, list(ids.values()))
+    flagged = {
+        task_id: set(flags_result(found[0])["value"]["choices"])
+        for task_id, found in predictions_by_task(label_studio, project.id).items()
+    }
+    settings = Settings(label_studio_url=label_studio_server.url,
+                        label_studio_api_key=label_studio_server.token)  # fmt: skip
+    gateway = LabelStudioGateway(settings)
+    report = ensure_review_tabs(gateway, project.id)
+    assert report.created == ["All tasks", *DEFAULT_FLAGS]
+    again = ensure_review_tabs(gateway, project.id)
+    assert again.created == [] and again.unchanged == report.created  # no duplicates
+
+    views = gateway.api_json("GET", "/api/dm/views/", params={"project": project.id})
+    by_title = {v["data"]["title"]: v for v in views}
+    hidden = by_title["pii"]["data"]["hiddenColumns"]["explore"]
+    assert "tasks:data.dialogue" in hidden and "tasks:data.messages" in hidden
+    assert "tasks:data.prompt" not in hidden and "tasks:data.answer" not in hidden
+    for flag in ("pii", "non_english", "self_reference", "code"):
+        listed = gateway.api_json("GET", "/api/tasks/", params={"view": by_title[flag]["id"],
+                                                                "project": project.id})  # fmt: skip
+        expected = {t for t, flags in flagged.items() if flag in flags}
+        assert {t["id"] for t in listed["tasks"]} == expected, flag
+    assert ids["ls-1"] in {t for t, flags in flagged.items() if "pii" in flags}

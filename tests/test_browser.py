@@ -1,11 +1,12 @@
 """A reviewer's session in the real Label Studio UI, in headless Chromium.
 
-Runs are synced with `tracetune sync`, the project is connected to the running backend with
-`tracetune backend connect`, Label Studio asks the backend for predictions, and the project is
-set to prelabel from them ("Use predictions to prelabel tasks" + the backend's model version),
-as a team would configure it. The browser then signs in, opens a task, sees the dialogue and the
-flags the backend pre-selected, edits the answer and submits; the SDK and the next export see
-the edit. Screenshots of every step land in `test-artifacts/browser/`.
+Runs are synced with `tracetune sync` (which creates the review tabs), the project is connected
+to the running backend with `tracetune backend connect` (which sets it to pre-label from the
+backend's live model: no settings page to visit), and Label Studio asks the backend for
+predictions. The browser then signs in, sees a Data Manager tab per flag and opens one, opens a
+task, sees the dialogue, the flags the backend pre-selected and each flag's reason beside them,
+edits the answer and submits; "Label All Tasks" hands out the next task pre-labelled; the SDK
+and the next export see the edit. Screenshots of every step land in `test-artifacts/browser/`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from browser_helpers import (
     choice_input,
     chromium_page,
     corrected_answer,
+    data_manager_tab,
+    flag_reasons,
     login,
     open_labeling,
     submit_button,
@@ -34,7 +37,9 @@ from playwright.sync_api import Page, expect
 from plugins.backend_server import BackendServer
 from sync_helpers import qa_run, write_jsonl
 
+from tracetune.backend.prediction.predictions import NO_FLAG
 from tracetune.sync.label_config import flag_choices
+from tracetune.sync.review_kinds import PREDICTION_DETAILS_KEY
 from tracetune.sync.stack.servers import LabelStudioServer
 
 pytestmark = pytest.mark.e2e
@@ -49,7 +54,7 @@ CORRECTED = (
 RUNS = [
     qa_run(0, PII_QUESTION, PII_ANSWER),
     qa_run(1, "How do I invite a teammate to my workspace?", "Open Members and click Invite."),
-    qa_run(2, "Can you cancel my subscription for me?", "As an AI, I cannot access accounts."),
+    qa_run(2, "Can you cancel my subscription for me?", "I'm sorry, but I can't help with that."),
 ]
 
 
@@ -61,6 +66,19 @@ def tracetune(env: dict[str, str], cwd: Path, *args: str) -> subprocess.Complete
 def choices(result: list[dict[str, Any]], name: str) -> list[str]:
     (item,) = [r for r in result if r["from_name"] == name]
     return list(item["value"]["choices"])
+
+
+def reason_lines(result: list[dict[str, Any]]) -> list[str]:
+    """What the backend wrote under the flags: one line per pre-selected flag."""
+    (item,) = [r for r in result if r["from_name"] == "flag_reasons"]
+    return list(item["value"]["text"])
+
+
+def expect_reasons(page: Page, lines: list[str]) -> None:
+    """Every reason line is on screen, in the read-only list under the flags."""
+    shown = flag_reasons(page)
+    for line in lines:
+        expect(shown.get_by_text(line, exact=True)).to_be_visible()
 
 
 def expect_flags(page: Page, offered: list[str], predicted: list[str]) -> None:
@@ -109,7 +127,12 @@ def test_a_reviewer_edits_a_prelabelled_task_in_the_browser_and_the_export_has_t
     pii_task = tasks[PII_QUESTION]
     offered = flag_choices(label_studio.projects.get(id=project_id).label_config)
 
-    # 2. Connect the backend; Label Studio asks it for predictions and stores them.
+    # The sync made the review tabs: all tasks, then one per flag the project offers.
+    views = label_studio.views.list(project=project_id)
+    titles = [str((v.data or {}).get("title")) for v in views]
+    assert titles == ["All tasks", *offered]
+
+    # 2. Connect the backend: the project now pre-labels from its live model.
     connected = tracetune(env, tmp_path, "backend", "connect", "--project", project_title,
                           "--url", backend_server.url)  # fmt: skip
     assert connected.returncode == 0, connected.stderr
@@ -117,6 +140,10 @@ def test_a_reviewer_edits_a_prelabelled_task_in_the_browser_and_the_export_has_t
     assert model.state == "CO"  # connected: /health and /setup answered through basic auth
     hooks = [h.url for h in label_studio.webhooks.list(project=project_id)]
     assert hooks == [f"{backend_server.url}/webhook"]
+    project = label_studio.projects.get(id=project_id)
+    assert project.show_collab_predictions is True and project.model_version == model.title
+
+    # 3. Label Studio asks the backend for predictions and stores them: one per task.
     label_studio.actions.create(
         id="retrieve_tasks_predictions",
         project=project_id,
@@ -127,25 +154,38 @@ def test_a_reviewer_edits_a_prelabelled_task_in_the_browser_and_the_export_has_t
     assert len(stored) == len(predictions) == len(tasks)
     assert set(predictions) == {t.id for t in tasks.values()}
     predicted = {task_id: choices(p.result, "flags") for task_id, p in predictions.items()}
-    assert {"pii", "question"} <= set(predicted[pii_task.id])
-    assert "question" in predicted[tasks["How do I invite a teammate to my workspace?"].id]
-    assert all(predicted.values()), "every task should start with at least one flag"
-    (version,) = {p.model_version for p in predictions.values()}
-
-    # 3. "Use predictions to prelabel tasks" with the backend's model version.
-    label_studio.projects.update(id=project_id, show_collab_predictions=True,
-                                 model_version=version)  # fmt: skip
-    project = label_studio.projects.get(id=project_id)
-    assert project.show_collab_predictions is True and project.model_version == version
+    reasons = {task_id: reason_lines(p.result) for task_id, p in predictions.items()}
+    assert "pii" in predicted[pii_task.id]
+    refusal_task = tasks[RUNS[2]["inputs"]["question"]]
+    assert "refusal" in predicted[refusal_task.id]
+    for task_id, flags in predicted.items():
+        (flags_result,) = [r for r in predictions[task_id].result if r["from_name"] == "flags"]
+        explained = flags_result[PREDICTION_DETAILS_KEY]["reasons"]
+        assert reasons[task_id] == ([explained[f] for f in flags] or [NO_FLAG])
 
     base = label_studio_server.url
     with chromium_page(ARTIFACTS) as page:
         shots = Screenshots(page, ARTIFACTS)
 
-        # 4. Sign in, open the task: the dialogue, the answer and the pre-selected flags.
+        # 4. Sign in; the Data Manager shows a tab per flag; the refusal tab lists exactly the
+        # tasks pre-labelled with it, with the prompt and the answer as readable columns.
         page.goto(f"{base}/user/login/")
         shots.take("login")
         login(page, base, label_studio_server.username, label_studio_server.password)
+        page.goto(f"{base}/projects/{project_id}/data")
+        for title in ["All tasks", *offered]:
+            expect(data_manager_tab(page, title)).to_be_visible()
+        data_manager_tab(page, "refusal").click()
+        for task in tasks.values():
+            answer = page.get_by_text(task.data["answer"], exact=True)
+            if "refusal" in predicted[task.id]:
+                expect(answer).to_be_visible()
+            else:
+                expect(answer).to_have_count(0)
+        expect(page.get_by_text("dialogue", exact=True)).to_have_count(0)  # raw JSON hidden
+        shots.take("data-manager-tabs")
+
+        # 5. Open the task: the dialogue, the answer, the pre-selected flags and their reasons.
         first_turn = open_labeling(page, f"{base}/projects/{project_id}/data?task={pii_task.id}")
         expect(first_turn).to_contain_text("user")
         expect(first_turn).to_contain_text(PII_QUESTION)
@@ -153,11 +193,12 @@ def test_a_reviewer_edits_a_prelabelled_task_in_the_browser_and_the_export_has_t
         area = corrected_answer(page)
         expect(area.get_by_test_id("htx-textbox-content")).to_have_text(PII_ANSWER)
         expect_flags(page, offered, predicted[pii_task.id])
+        expect_reasons(page, reasons[pii_task.id])
         for verdict in ("accept", "edit", "reject"):
             expect(choice_input(page, verdict, "radio")).not_to_be_checked()
         shots.take("task-prelabelled")
 
-        # 5. Verdict "edit", rewrite the pre-filled corrected answer, submit.
+        # 6. Verdict "edit", rewrite the pre-filled corrected answer, submit.
         choice_input(page, "edit", "radio").check()
         area.get_by_role("button", name="Edit Region").click()
         area.get_by_test_id("htx-textbox-input").fill(CORRECTED)
@@ -183,6 +224,7 @@ def test_a_reviewer_edits_a_prelabelled_task_in_the_browser_and_the_export_has_t
         (next_task,) = [t for q, t in tasks.items() if q in shown]
         assert next_task.id != pii_task.id
         expect_flags(page, offered, predicted[next_task.id])
+        expect_reasons(page, reasons[next_task.id])
         shots.take("label-stream-next-task")
 
     # The annotation, as the SDK sees it.
@@ -193,7 +235,7 @@ def test_a_reviewer_edits_a_prelabelled_task_in_the_browser_and_the_export_has_t
     (text,) = [r for r in annotation.result if r["from_name"] == "corrected_answer"]
     assert text["value"]["text"] == [CORRECTED]
 
-    # 6. The next export trains on the correction (the e-mail address redacted).
+    # 7. The next export trains on the correction (the e-mail address redacted).
     exported = tracetune(env, tmp_path, "export", project_title, "--now", "--json")
     assert exported.returncode == 0, exported.stderr
     folder = Path(json.loads(exported.stdout.splitlines()[-1])["path"])
@@ -213,9 +255,10 @@ def test_a_reviewer_edits_a_prelabelled_task_in_the_browser_and_the_export_has_t
     assert pair["non_preferred_output"] == [{"role": "assistant", "content": PII_ANSWER}]
     assert [p.name for p in shots.taken] == [
         "01-login.png",
-        "02-task-prelabelled.png",
-        "03-answer-edited.png",
-        "04-submitted.png",
-        "05-label-stream-next-task.png",
+        "02-data-manager-tabs.png",
+        "03-task-prelabelled.png",
+        "04-answer-edited.png",
+        "05-submitted.png",
+        "06-label-stream-next-task.png",
     ]
     assert all(p.stat().st_size > 10_000 for p in shots.taken)

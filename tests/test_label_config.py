@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
 import pytest
 
+from tracetune.backend.prediction.label_targets import read_targets
 from tracetune.sync.conversation import ContextDoc, Conversation, Message
 from tracetune.sync.errors import InvalidInputError
 from tracetune.sync.label_config import (
@@ -47,6 +49,29 @@ def test_every_variable_a_config_reads_is_in_its_task_data(kind: ReviewKind) -> 
     assert referenced_variables(config) <= set(data)
     check_config(config, data)
     assert kind_of_config(config) is kind
+
+
+@pytest.mark.parametrize("kind", list(ReviewKind))
+def test_every_config_lists_why_each_flag_fired_under_the_flags(kind: ReviewKind) -> None:
+    """The `flag_reasons` list follows the flags, points where they point, and shows no input
+    box (the backend's lines are the only entries)."""
+    targets = read_targets(render_label_config(kind))
+    assert targets.reasons is not None and targets.reasons.to_name == targets.flags_to
+    root = ET.fromstring(render_label_config(kind))
+    names = [e.get("name") for e in root.iter() if e.get("name")]
+    assert names.index("flag_reasons") == names.index("flags") + 1
+    (reasons,) = [e for e in root.iter("TextArea") if e.get("name") == "flag_reasons"]
+    assert reasons.get("maxSubmissions") == "0"
+
+
+def test_only_the_rag_config_has_groundedness_controls() -> None:
+    rag = read_targets(render_label_config(ReviewKind.RAG))
+    assert rag.grounded is not None and rag.unsupported is not None
+    assert rag.grounded.values == ("grounded", "partially", "not grounded")
+    assert rag.unsupported.data_key == "answer" and rag.unsupported.labels == {"unsupported"}
+    for kind in (ReviewKind.CHAT, ReviewKind.PREFERENCE):
+        targets = read_targets(render_label_config(kind))
+        assert targets.grounded is None and targets.unsupported is None
 
 
 def test_flags_come_from_the_names_given_without_duplicates() -> None:

@@ -60,6 +60,7 @@ ALLOWED: dict[str, set[str]] = {
         "backend.concepts",
         "backend.prediction",
         "sync.core",
+        "sync.label_studio",
     },
     "backend.cli": {
         "backend.core",

@@ -97,3 +97,7 @@ def connect(
     out(f"  webhook  {'registered' if done.webhook_created else 'already registered'}: "
         f"{done.webhook_url}")  # fmt: skip
     out(f"  model    {'connected' if done.model_created else 'already connected'}: {title}")
+    out(f"  labeling pre-labels from the live model {done.live_model!r} (Label All Tasks too)")
+    tabs = done.tabs
+    out(f"  tabs     {len(tabs.created)} created, {len(tabs.updated)} updated, "
+        f"{len(tabs.unchanged)} unchanged")  # fmt: skip

@@ -187,6 +187,20 @@ class ConceptStore:
         pipe.hincrby(self._key(name), "version", 1)
         return int(pipe.execute()[1])
 
+    def fitted_states(self, names: list[str]) -> dict[str, tuple[str, str | None]]:
+        """Each concept's definition JSON and what its stored model was fitted on, in one
+        round trip (the backend's model version is a digest of these)."""
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.hmget(self._key(name), ["definition", "trained_on"])
+        states = {}
+        for name, (definition, trained_on) in zip(names, pipe.execute(), strict=True):
+            states[name] = (
+                definition.decode() if definition else "",
+                trained_on.decode() if trained_on else None,
+            )
+        return states
+
     def versions(self, names: list[str]) -> dict[str, int]:
         pipe = self.client.pipeline(transaction=False)
         for name in names:

@@ -7,8 +7,8 @@ trips. A second request for the same tasks reads everything from Redis.
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,9 @@ from tracetune.backend.concepts.builtins import builtin_concepts, install_builti
 from tracetune.backend.concepts.model import ConceptModel
 from tracetune.backend.concepts.scoring import ConceptScorer
 from tracetune.backend.concepts.store import Concept, ConceptStore
+from tracetune.backend.concepts.training import fitted_with, training_digest
 from tracetune.backend.prediction.label_targets import LabelTargets, paragraph_texts
+from tracetune.backend.prediction.model_version import ConceptState, model_version
 from tracetune.backend.signals import SIGNALS, Reads, Signal, SignalResult, Span
 from tracetune.backend.task_texts import TaskTexts
 from tracetune.backend.vectors.duplicates import (
@@ -53,6 +55,11 @@ class TaskAnalysis:
     #: Data Manager (is the user upset, is it a question, which language), never a flag.
     prompt_scores: dict[str, float] = field(default_factory=dict)
     prompt_language: str | None = None
+    #: Per fired flag, the task fields (prompt, answer, answer_a, ...) where it reached its
+    #: threshold, with the score there: what the reviewer is told the flag is about.
+    fired_in: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: Spans of the span signals (PII, secrets) per task field, whatever the config shows.
+    spans_in: dict[str, list[Span]] = field(default_factory=dict)
 
     @property
     def overall(self) -> float:
@@ -101,13 +108,23 @@ class Predictor:
         builtin = {c.name for c in builtin_concepts()}
         return [c for c in self.concepts.all() if c.name in builtin or c.flag in targets.flags]
 
-    def model_version(self, targets: LabelTargets) -> str:
-        """Changes whenever a signal's code version or a scored concept's model changes."""
+    def model_version(self, targets: LabelTargets, judges: dict[str, int]) -> str:
+        """The version predictions for this config get now (see `model_version`): a concept
+        not trained yet counts with what it will be trained on, so training it on first use
+        does not move the version."""
         names = [c.name for c in self.concepts_for(targets)]
-        versions = self.concepts.versions(names)
-        parts = [f"{name}@{s.version}" for name, s in sorted(self.signals.items())]
-        parts += [f"{name}#{versions[name]}" for name in sorted(names)]
-        return "tracetune-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:10]
+        states = []
+        for name, (definition, trained_on) in self.concepts.fitted_states(names).items():
+            if trained_on is None or not fitted_with(self.embedder, trained_on):
+                trained_on = training_digest(self.embedder, self.concepts.examples(name))
+            states.append(ConceptState(name, definition, trained_on))
+        return model_version(
+            signals={name: s.version for name, s in self.signals.items()},
+            concepts=states,
+            settings=(self.concept_threshold, self.jaccard_threshold, self.cosine_threshold),
+            config_digest=json.dumps(asdict(targets), sort_keys=True, default=sorted),
+            judges=judges,
+        )
 
     def _run(self, signal: Signal, texts: list[str]) -> dict[str, SignalResult]:
         distinct = list(dict.fromkeys(texts))
@@ -121,7 +138,7 @@ class Predictor:
         self, tasks: list[TaskTexts], targets: LabelTargets, scope: str
     ) -> list[TaskAnalysis]:
         paragraphs = {
-            t.task_id: paragraph_texts(t.data, targets.paragraph_span, t.task_id)
+            t.task_id: paragraph_texts(t.data, targets.paragraph_span)
             if targets.paragraph_span
             else []
             for t in tasks
@@ -145,7 +162,7 @@ class Predictor:
 
         analyses = []
         for task, duplicate in zip(tasks, duplicates, strict=True):
-            scores, fired = self._scores(task, results, models_of, vectors, duplicate)
+            scores, fired_in = self._scores(task, results, models_of, vectors, duplicate)
             analysis = self._assemble(
                 task,
                 results,
@@ -153,9 +170,10 @@ class Predictor:
                 span_texts[task.task_id],
                 duplicate,
                 scores,
-                [f for f in targets.flags if f in fired],
+                [f for f in targets.flags if f in fired_in],
             )
             analysis.prompt_scores = self._prompt_scores(task, results, models_of, vectors)
+            analysis.fired_in = {f: fired_in[f] for f in analysis.fired}
             analyses.append(analysis)
         self.client.hincrby(key("metrics"), "tasks_predicted", len(tasks))
         return analyses
@@ -167,41 +185,44 @@ class Predictor:
         concepts: dict[str, tuple[Concept, ConceptModel]],
         vectors: dict[str, np.ndarray],
         duplicate: DuplicateMatch,
-    ) -> tuple[dict[str, float], set[str]]:
+    ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
         """Each flag's score (the best of its signals and concepts over the texts they judge),
-        each concept's by name, and the flags that fire.
+        each concept's by name, and the flags that fire with the fields they fire in.
 
         A signal judges `signal.judges` (the answers), a concept what it `reads`; each fires
         at its own threshold. A near-duplicate fires on the later copy only: the first task of
         a cluster is the one worth reviewing, its copies point back at it.
         """
         flags: dict[str, float] = {}
-        fired: set[str] = set()
+        fired: dict[str, dict[str, float]] = {}
 
-        def record(flag: str, score: float, threshold: float) -> None:
+        def record(flag: str, score: float, threshold: float, where: str) -> None:
             flags[flag] = max(flags.get(flag, 0.0), score)
             if score >= threshold:
-                fired.add(flag)
+                found = fired.setdefault(flag, {})
+                found[where] = round(max(found.get(where, 0.0), score), 4)
 
         for name, signal in self.signals.items():
-            scores = [results[name][t].score for t in task.texts(signal.judges).values()]
-            if signal.flag and scores:
-                record(signal.flag, max(scores), SIGNAL_THRESHOLD)
+            if signal.flag:
+                for where, text in task.texts(signal.judges).items():
+                    record(signal.flag, results[name][text].score, SIGNAL_THRESHOLD, where)
         by_concept: dict[str, float] = {}
         for name, (concept, model) in concepts.items():
-            texts = list(task.texts(concept.reads).values())
+            texts = task.texts(concept.reads)
             if not texts:
                 continue
-            concept_scores = model.score(np.stack([vectors[t] for t in texts]))
+            concept_scores = model.score(np.stack([vectors[t] for t in texts.values()]))
             by_concept[name] = round(float(concept_scores.max()), 4)
             witness = concept.corroborated_by
             if witness in results:
-                seen = [results[witness][t].score > 0 for t in texts]
+                seen = [results[witness][t].score > 0 for t in texts.values()]
                 concept_scores = np.where(seen, concept_scores, 0.0)
-            record(concept.flag, float(concept_scores.max()), self.threshold_of(model))
+            threshold = self.threshold_of(model)
+            for where, score in zip(texts, concept_scores, strict=True):
+                record(concept.flag, float(score), threshold, where)
         flags[NEAR_DUPLICATE_FLAG] = duplicate.score
         if duplicate.is_duplicate and any(o < task.task_id for o in duplicate.duplicate_of):
-            fired.add(NEAR_DUPLICATE_FLAG)
+            fired[NEAR_DUPLICATE_FLAG] = {}
         return {**by_concept, **{f: round(s, 4) for f, s in flags.items()}}, fired
 
     def threshold_of(self, model: ConceptModel) -> float:
@@ -270,6 +291,10 @@ class Predictor:
         pii_types = sorted(
             {s.label for n in span_signals for t in all_texts for s in results[n][t].spans}
         )
+        spans_in: dict[str, list[Span]] = {}
+        for n in span_signals:
+            for where, text in task.texts(self.signals[n].reads).items():
+                spans_in.setdefault(where, []).extend(results[n][text].spans)
         primary = task.primary
         language = results["language"][primary].values.get("language") if primary else None
         prompt = task.texts(Reads.PROMPT).get("prompt")
@@ -289,4 +314,5 @@ class Predictor:
             language=language,
             stats=stats,
             prompt_language=prompt_language,
+            spans_in={where: spans for where, spans in spans_in.items() if spans},
         )

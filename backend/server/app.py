@@ -19,9 +19,11 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from tracetune.backend.cache import key
-from tracetune.backend.prediction.label_targets import read_targets
-from tracetune.backend.prediction.predictions import build_prediction
+from tracetune.backend.prediction import grounding
+from tracetune.backend.prediction.label_targets import LabelTargets, read_targets
 from tracetune.backend.server.annotations import learn_from_task, register_learning
+from tracetune.backend.server.batch import read_batch
+from tracetune.backend.server.prelabelling import prelabel
 from tracetune.backend.server.protocol import (
     MalformedRequestError,
     json_body,
@@ -29,9 +31,10 @@ from tracetune.backend.server.protocol import (
     required_list,
 )
 from tracetune.backend.server.readiness import prediction_problems
+from tracetune.backend.server.stale_predictions import StalePredictionRemover
 from tracetune.backend.server.webhooks import WebhookDispatcher, WebhookPlugin
 from tracetune.backend.services import Backend
-from tracetune.backend.task_texts import TextTooLongError, read_task
+from tracetune.backend.task_texts import TextTooLongError
 from tracetune.sync.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -47,6 +50,8 @@ log = logging.getLogger(__name__)
 
 MODEL_CLASS = "TracetuneBackend"
 MAX_BODY_BYTES = 256 * 1024 * 1024
+#: Judges besides the signals and concepts; their versions are part of the model version.
+JUDGES = {"grounding": grounding.VERSION}
 
 _STATUS: list[tuple[type[TracetuneError], int]] = [
     (MalformedRequestError, 400),
@@ -102,6 +107,7 @@ def create_app(
     if at_start:
         log.error("this worker cannot predict: %s", at_start)
     webhooks = WebhookDispatcher()
+    stale = StalePredictionRemover(settings)
     register_learning(backend, webhooks)
     for plugin in plugins:
         webhooks.register(plugin.actions, plugin.build(settings))
@@ -148,6 +154,9 @@ def create_app(
             body["cannot_predict"] = found
         return jsonify(body), 503 if found else 200
 
+    def version_of(targets: LabelTargets) -> str:
+        return backend.predictor.model_version(targets, JUDGES)
+
     @app.post("/setup")
     def setup() -> Response:
         body = json_body()
@@ -155,7 +164,7 @@ def create_app(
         config = body.get("schema")
         targets = read_targets(config)
         backend.remember_config(project, cast(str, config))
-        return jsonify({"model_version": backend.predictor.model_version(targets)})
+        return jsonify({"model_version": version_of(targets)})
 
     @app.post("/predict")
     def predict() -> Response:
@@ -163,13 +172,13 @@ def create_app(
         project = project_key(body.get("project"))
         config = body.get("label_config")
         targets = read_targets(config)
-        raw_tasks = required_list(body, "tasks")
-        limit = settings.tracetune_backend_max_text_chars
-        tasks = [read_task(t, i, targets.kind, limit) for i, t in enumerate(raw_tasks)]
+        batch = read_batch(
+            required_list(body, "tasks"), targets, settings.tracetune_backend_max_text_chars
+        )
         backend.remember_config(project, cast(str, config))
-        analyses = backend.predictor.analyse(tasks, targets, f"project:{project}")
-        version = backend.predictor.model_version(targets)  # after: analysing may train
-        results = [build_prediction(a, targets, version) for a in analyses]
+        version = version_of(targets)
+        results = prelabel(backend, targets, batch, project, version)
+        stale.remove(int(project), batch, version)
         backend.client.hincrby(key("metrics"), "predict_requests", 1)
         return jsonify({"results": results, "model_version": version})
 
@@ -202,7 +211,7 @@ def create_app(
         config = backend.config_of(project_key(project or request.args.get("project")))
         if config is None:
             raise NotFoundError("unknown project: Label Studio has not called /setup for it yet")
-        return jsonify({"versions": [backend.predictor.model_version(read_targets(config))]})
+        return jsonify({"versions": [version_of(read_targets(config))]})
 
     @app.get("/metrics")
     def metrics() -> Response:

@@ -88,9 +88,11 @@ def demo(
     directory = _state_dir(state_dir)
     config = stack.StackConfig(label_studio_port, redis_port, backend_port, workers)
     result = run_demo(directory, config, report=_err.print, review=auto_review)
-    flags = ", ".join(f"{name} {n}" for name, n in result.flags.most_common()) or "none"
+    labels = result.prelabels
+    flags = ", ".join(f"{name} {n}" for name, n in labels.flags.most_common()) or "none"
     print(
-        f"\n{result.predictions} tasks pre-labelled by the ML backend; flags fired: {flags}.\n"
+        f"\n{labels.line()}.\n"
+        f"No flag on {labels.unflagged} of {labels.tasks} tasks; tasks per flag: {flags}.\n"
         f"Review them in Label Studio: {result.project_url}\n"
         f"  login: {result.username} / {result.password}\n"
         f"Stop everything with: tracetune down" + (f" --state-dir {directory}" if state_dir else "")

@@ -39,6 +39,7 @@ from tracetune.sync.label_config import (
     render_label_config,
 )
 from tracetune.sync.label_studio.gateway import LabelStudioGateway
+from tracetune.sync.label_studio.views import ensure_review_tabs
 from tracetune.sync.langsmith.from_langsmith import MAX_TEXT_CHARS
 from tracetune.sync.langsmith.sources import RunSource
 from tracetune.sync.review_kinds import DEFAULT_FLAGS, ReviewKind
@@ -267,5 +268,6 @@ def _sync(
     report.duplicates_removed = runs.duplicates_removed
     if project_state is not None and tally.next_watermark is not None:
         project_state.set_watermark(source.key, tally.next_watermark)
+    ensure_review_tabs(gateway, project.id)
     report.fetched, report.skipped = tally.fetched, tally.skipped
     return report

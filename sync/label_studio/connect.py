@@ -1,8 +1,13 @@
-"""Connecting a Label Studio project to the ML backend: the project's model and its webhook.
+"""Connecting a Label Studio project to the ML backend: its model, webhook, settings and tabs.
 
 The webhook (`<backend>/webhook`, every action, with the basic-auth header when the backend
 has credentials) is what brings reviewers' annotations to the backend; Label Studio sends none
-otherwise. Registering is idempotent: an existing webhook or model with the same URL is kept.
+otherwise. The project is then set to pre-label from the backend ("Use predictions to
+prelabel tasks" on, the model version set to the backend's title, which Label Studio calls the
+live model): "Label All Tasks" asks the backend for each task it hands out and starts from its
+prediction, with no settings page to visit. The review tabs are refreshed too, since connecting
+is what a project that was not synced by tracetune goes through. Everything is idempotent: an
+existing webhook or model with the same URL is kept.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracetune.sync.label_studio.gateway import LabelStudioGateway, label_studio_errors
+from tracetune.sync.label_studio.views import TabsReport, ensure_review_tabs
 from tracetune.sync.settings import Settings
 
 
@@ -23,6 +29,8 @@ class Connection:
     webhook_url: str
     webhook_created: bool
     model_created: bool
+    live_model: str  # the model version the project pre-labels from: the backend's title
+    tabs: TabsReport
 
 
 def connect_backend(
@@ -56,8 +64,12 @@ def connect_backend(
                 headers=headers,
             )
         models = [m for m in client.ml.list(project=found.id) if m.url.rstrip("/") == backend_url]
-        if not models:
-            client.ml.create(url=backend_url, project=found.id, title=title, **auth)
+        model = models[0] if models else None
+        if model is None:
+            model = client.ml.create(url=backend_url, project=found.id, title=title, **auth)
+        live_model = str(model.title or title)
+        client.projects.update(id=found.id, show_collab_predictions=True, model_version=live_model)
+    tabs = ensure_review_tabs(gateway, int(found.id))
     return Connection(
         project_id=int(found.id),
         project_title=str(found.title),
@@ -65,4 +77,6 @@ def connect_backend(
         webhook_url=hook_url,
         webhook_created=not hooks,
         model_created=not models,
+        live_model=live_model,
+        tabs=tabs,
     )

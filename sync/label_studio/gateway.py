@@ -19,6 +19,7 @@ from tracetune.sync.errors import (
     InvalidInputError,
     NotFoundError,
     ServiceUnavailableError,
+    TracetuneError,
 )
 from tracetune.sync.settings import Settings
 
@@ -40,19 +41,22 @@ def label_studio_errors(url: str) -> Iterator[None]:
     try:
         yield
     except ApiError as exc:
-        status = exc.status_code or 0
-        detail = _detail(exc.body)
-        if status in (401, 403):
-            raise AuthenticationError(
-                f"Label Studio at {url} refused the API key (HTTP {status}): {detail}"
-            ) from exc
-        if status == 404:
-            raise NotFoundError(f"Label Studio at {url}: not found: {detail}") from exc
-        if 400 <= status < 500:
-            raise InvalidInputError(f"Label Studio rejected the request: {detail}") from exc
-        raise ServiceUnavailableError(f"Label Studio at {url} failed (HTTP {status})") from exc
+        raise status_error(url, exc.status_code or 0, _detail(exc.body)) from exc
     except httpx.TransportError as exc:
         raise ServiceUnavailableError(f"cannot reach Label Studio at {url}: {exc}") from exc
+
+
+def status_error(url: str, status: int, detail: str) -> TracetuneError:
+    """The error of ours for an HTTP error status from Label Studio."""
+    if status in (401, 403):
+        return AuthenticationError(
+            f"Label Studio at {url} refused the API key (HTTP {status}): {detail}"
+        )
+    if status == 404:
+        return NotFoundError(f"Label Studio at {url}: not found: {detail}")
+    if 400 <= status < 500:
+        return InvalidInputError(f"Label Studio rejected the request: {detail}")
+    return ServiceUnavailableError(f"Label Studio at {url} failed (HTTP {status})")
 
 
 def _detail(body: Any) -> str:
@@ -75,6 +79,7 @@ class LabelStudioGateway:
         if not api_key:
             raise AuthenticationError("LABEL_STUDIO_API_KEY is not set")
         self.url = settings.label_studio_url.rstrip("/")
+        self.timeout_s = settings.http_timeout_s
         self.client = LabelStudio(
             base_url=self.url, api_key=api_key, timeout=settings.http_timeout_s
         )
@@ -174,3 +179,30 @@ class LabelStudioGateway:
 
     def project_url(self, project_id: int) -> str:
         return f"{self.url}/projects/{project_id}/data"
+
+    def api_json(
+        self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None
+    ) -> Any:
+        """A call the SDK does not model in full (Data Manager views and columns), as plain
+        JSON with the SDK's own authentication headers; errors mapped like every other."""
+        headers = self.client._client_wrapper.get_headers()
+        try:
+            response = httpx.request(
+                method,
+                f"{self.url}{path}",
+                params=params,
+                json=body,
+                headers=headers,
+                timeout=self.timeout_s,
+            )
+        except httpx.TransportError as exc:
+            raise ServiceUnavailableError(
+                f"cannot reach Label Studio at {self.url}: {exc}"
+            ) from exc
+        if response.status_code >= 400:
+            try:
+                detail = _detail(response.json())
+            except ValueError:
+                detail = response.text[:500]
+            raise status_error(self.url, response.status_code, detail)
+        return response.json() if response.content else None

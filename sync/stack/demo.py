@@ -31,13 +31,31 @@ Report = Callable[[str], None]
 
 
 @dataclass
+class PrelabelSummary:
+    """What the pre-labelling pass left in the project: one prediction per task is the aim."""
+
+    tasks: int
+    predictions: int
+    model_versions: Counter[str] = field(default_factory=Counter)
+    flags: Counter[str] = field(default_factory=Counter)  # tasks per pre-selected flag
+    unflagged: int = 0  # tasks with no flag pre-selected
+
+    def line(self) -> str:
+        versions = ", ".join(f"{v} ({n})" for v, n in self.model_versions.most_common())
+        count = len(self.model_versions)
+        return (
+            f"{self.tasks} tasks, {self.predictions} predictions, {count} model "
+            f"version{'s' if count != 1 else ''}: {versions or 'none'}"
+        )
+
+
+@dataclass
 class DemoResult:
     label_studio_url: str
     project_url: str
     username: str
     password: str
-    predictions: int
-    flags: Counter[str] = field(default_factory=Counter)
+    prelabels: PrelabelSummary
     reviewed: Counter[str] = field(default_factory=Counter)
 
 
@@ -59,8 +77,9 @@ def _command(args: list[str], env: dict[str, str], report: Report) -> str:
     return result.stdout
 
 
-def prelabel(client: LabelStudio, project_id: int, report: Report) -> Counter[str]:
-    """Ask the connected ML backend for predictions of every task (Data Manager action)."""
+def prelabel(client: LabelStudio, project_id: int, report: Report) -> PrelabelSummary:
+    """Ask the connected ML backend for predictions of every task (Data Manager action), then
+    count what the project holds: predictions, their model versions, the flags per task."""
     listing: Any = client.tasks.list(project=project_id, fields="task_only")
     task_ids = [task.id for task in listing]
     for start in range(0, len(task_ids), PREDICT_CHUNK):
@@ -71,12 +90,19 @@ def prelabel(client: LabelStudio, project_id: int, report: Report) -> Counter[st
             selected_items={"all": False, "included": chunk},
         )
         report(f"  pre-labelled {min(start + PREDICT_CHUNK, len(task_ids))}/{len(task_ids)} tasks")
-    flags: Counter[str] = Counter()
-    for prediction in client.predictions.list(project=project_id):
+    predictions = list(client.predictions.list(project=project_id))
+    summary = PrelabelSummary(tasks=len(task_ids), predictions=len(predictions))
+    summary.model_versions.update(str(p.model_version) for p in predictions)
+    flags_of: dict[int, set[str]] = {}
+    for prediction in predictions:
         for result in prediction.result or []:
             if result.get("from_name") == Control.FLAGS:
-                flags.update(result["value"]["choices"])
-    return flags
+                flags_of.setdefault(int(prediction.task), set()).update(result["value"]["choices"])
+    for flags in flags_of.values():
+        summary.flags.update(flags)
+    summary.unflagged = len(task_ids) - sum(1 for flags in flags_of.values() if flags)
+    report(f"  {summary.line()}")
+    return summary
 
 
 def _score(task: Any) -> float | None:
@@ -136,14 +162,12 @@ def run_demo(
     projects: Any = client.projects.list(title=DEMO_PROJECT)
     project = next(p for p in projects if p.title == DEMO_PROJECT)
     report("pre-labelling every task with the ML backend")
-    flags = prelabel(client, project.id, report)
     result = DemoResult(
         label_studio_url=ls_url,
         project_url=f"{ls_url}/projects/{project.id}/data",
         username=state.username,
         password=state.password,
-        predictions=len(list(client.predictions.list(project=project.id))),
-        flags=flags,
+        prelabels=prelabel(client, project.id, report),
     )
     if review:
         report("reviewing the tasks that carry LangSmith feedback")

@@ -23,7 +23,7 @@ from tracetune.backend.services import Backend
 from tracetune.sync.conversation import ContextDoc, Conversation, Message
 from tracetune.sync.review_kinds import ReviewKind
 from tracetune.sync.settings import Settings
-from tracetune.sync.stack.servers import RedisServer, free_port, wait_until
+from tracetune.sync.stack.servers import LabelStudioServer, RedisServer, free_port, wait_until
 from tracetune.sync.task_data import conversation_task, pair_task
 
 #: The backend's Redis database: other tests flush everything between tests, which the
@@ -58,9 +58,12 @@ def backend(backend_redis_url: str) -> Backend:
 
 @pytest.fixture(scope="session")
 def backend_server(
-    backend_redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    backend_redis_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    label_studio_server: LabelStudioServer,
 ) -> Iterator[BackendServer]:
-    """`tracetune backend` (gunicorn, one worker) on a free loopback port, with basic auth."""
+    """`tracetune backend` (gunicorn, one worker) on a free loopback port, with basic auth,
+    and the session's Label Studio credentials, with which it removes its stale predictions."""
     port = free_port()
     user, password = "labelstudio", secrets.token_hex(8)
     log_path = tmp_path_factory.mktemp("backend") / "backend.log"
@@ -72,6 +75,8 @@ def backend_server(
         "TRACETUNE_BACKEND_URL": f"http://127.0.0.1:{port}",
         "TRACETUNE_BACKEND_WORKERS": "1",
         "HF_HUB_OFFLINE": "1",
+        "LABEL_STUDIO_URL": label_studio_server.url,
+        "LABEL_STUDIO_API_KEY": label_studio_server.token,
     }
     command = [sys.executable, "-m", "tracetune.sync.cli", "backend"]
     with log_path.open("ab") as log:
