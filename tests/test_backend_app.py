@@ -121,7 +121,7 @@ def test_chat_prediction_has_flags_spans_details_and_the_answer_to_edit(
     (reasons,) = by_name(prediction, "flag_reasons")
     assert reasons["type"] == "textarea" and reasons["readonly"] is True
     assert reasons["value"]["text"] == [details["reasons"][f] for f in flags]
-    assert details["reasons"]["pii"] == "pii: PHONE in the answer; EMAIL, PERSON in the prompt"
+    assert details["reasons"]["pii"] == "pii: PHONE in the answer"  # the prompt's PII is no reason
     assert details["reasons"]["self_reference"].startswith("self_reference 0.")
     assert details["reasons"]["self_reference"].endswith(" in the answer")
     assert details["fired_in"]["self_reference"].keys() == {"answer"}
@@ -179,17 +179,18 @@ def test_a_rag_answer_gets_its_groundedness_and_its_unsupported_sentences_marked
 
 def test_preference_flags_say_which_answer_they_concern(client: FlaskClient, project: str) -> None:
     pair = render_label_config(ReviewKind.PREFERENCE)
-    data = pair_data("My card 4111 1111 1111 1111 was declined, why?", "Try again later.",
+    data = pair_data("My card 4111 1111 1111 1111 was declined, why?",
+                     "Your card 5500 0000 0000 0004 was declined by your bank.",
                      "I'm sorry, but I can't help with that.")  # fmt: skip
     (prediction,) = predict(client, project, [{"id": 2, "data": data}], pair)["results"]
     flags, details = flags_of(prediction)
     assert by_name(prediction, "flags")[0]["to_name"] == "dialogue"
-    assert "refusal" in flags
-    assert "pii" not in flags  # the card is in the user's message: kept in the details only
+    assert {"refusal", "pii"} <= set(flags)  # the prompt's card alone would set no flag
     assert details["pii_types"] == ["CREDIT_CARD"]
     assert details["fired_in"]["refusal"].keys() == {"answer_b"}
+    assert details["fired_in"]["pii"].keys() == {"answer_a"}
     assert details["reasons"]["refusal"].endswith(" in answer B")
-    assert details["reasons"]["pii"] == "pii: CREDIT_CARD in the prompt"
+    assert details["reasons"]["pii"] == "pii: CREDIT_CARD in answer A"
     (reasons,) = by_name(prediction, "flag_reasons")
     assert reasons["value"]["text"] == [details["reasons"][f] for f in flags]
     # No PII control in the pairwise config, so the only results are the flags and reasons.

@@ -29,7 +29,8 @@ from tracetune.sync.stack.servers import LabelStudioServer
 pytestmark = pytest.mark.integration
 
 PII_PROMPT = "I'm Sarah Connor, reach me at sarah.connor@example.com. Why was I charged twice?"
-PII_ANSWER = "As an AI language model I can't see payments; call billing at +1 (415) 555-2671."
+# A private person's number in the answer: the flag is about the answer, whatever the prompt holds.
+PII_ANSWER = "As an AI language model I can't see payments; I noted your mobile +1 (415) 555-2671."
 TASKS = [
     chat_data("ls-1", PII_PROMPT, PII_ANSWER),
     chat_data("ls-2", "Wie exportiere ich alle Aufgaben als JSON?", "Klicken Sie auf Exportieren."),
@@ -100,7 +101,7 @@ def test_label_studio_retrieves_stores_and_learns_from_predictions(
     assert set(stored) == {ids["ls-1"], ids["ls-2"]}
     (first,) = stored[ids["ls-1"]]
     flags = flags_result(first)
-    assert {"pii", "self_reference", "question"} <= set(flags["value"]["choices"])
+    assert {"pii", "self_reference"} <= set(flags["value"]["choices"])
     assert flags[PREDICTION_DETAILS_KEY]["pii_types"] == ["EMAIL", "PERSON", "PHONE"]
     assert first.model_version == label_studio.ml.get(id=model.id).model_version
     assert first.score == pytest.approx(flags["score"])
