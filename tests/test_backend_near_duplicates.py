@@ -32,9 +32,8 @@ def test_greetings_thanks_case_and_punctuation_are_trivial(text: str) -> None:
 
 
 def test_contractions_are_spelled_out_so_both_spellings_match() -> None:
-    assert normalise_question("What's the limit? I can’t find it") == normalise_question(
-        "what is the limit, i cannot find it"
-    ).replace("cannot", "can not")
+    curly = "What\u2019s the limit? I can\u2019t find it"
+    assert normalise_question(curly) == normalise_question("what is the limit, i can not find it")
 
 
 # Pairs written for this test (not taken from any labelled set): typos keep the user side
