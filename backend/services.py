@@ -50,8 +50,7 @@ class Backend:
             concepts,
             scorer,
             concept_threshold=settings.tracetune_concept_threshold,
-            jaccard_threshold=settings.tracetune_near_duplicate_threshold,
-            cosine_threshold=settings.tracetune_semantic_duplicate_threshold,
+            duplicate_threshold=settings.tracetune_near_duplicate_threshold,
         )
         return cls(
             settings=settings,

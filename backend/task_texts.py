@@ -60,9 +60,10 @@ class TaskTexts:
         return [t for t in (self.user_turns, *answers) if t.strip()]
 
     @property
-    def conversation(self) -> str:
-        """The user turns and the answers as one text, for conversation-level near-duplicates."""
-        return "\n".join(self.similarity_texts())
+    def answers(self) -> str:
+        """The answers under review as one text (both of a preference pair): the answer side
+        of near-duplicates."""
+        return "\n".join(v for k, v in self.fields.items() if k in ANSWER_FIELDS and v.strip())
 
     @property
     def primary(self) -> str:

@@ -12,11 +12,17 @@ sends them) against a fresh duplicate index, and compared with the gold flags:
 - the share of tasks needing no change (predicted flags == gold flags),
 - per-flag counts, precision and recall.
 
+Two sets, both in domains no concept example covers. The held-out set
+(`tests/validation/prelabel_heldout.jsonl`, the default) was written blind by someone who never
+saw the rules, and is scored once, by the lead, after the rules are frozen. The development
+set (`tests/validation/prelabel_dev.jsonl`) is the one the rules were fixed against: figures
+on it are development figures, not held-out ones.
+
 `--sample` instead predicts the bundled sample's 291 tasks and prints how often each flag
-fires; `--record` writes each concept's figures on the out-of-domain set into its
+fires; `--record` writes each concept's figures on the development set into its
 `backend/concepts_data/*.json` (`validation`), which `tracetune concepts list` shows.
 
-  .venv/bin/python bench/prelabel_quality.py                      # out-of-domain set
+  .venv/bin/python bench/prelabel_quality.py                      # held-out set
   .venv/bin/python bench/prelabel_quality.py --set tests/validation/prelabel_dev.jsonl
   .venv/bin/python bench/prelabel_quality.py --sample
 
@@ -53,7 +59,8 @@ from tracetune.sync.settings import Settings
 from tracetune.sync.task_data import conversation_task
 
 ROOT = Path(__file__).resolve().parents[1]
-OOD_SET = ROOT / "tests" / "validation" / "prelabel_ood.jsonl"
+HELDOUT_SET = ROOT / "tests" / "validation" / "prelabel_heldout.jsonl"
+DEV_SET = ROOT / "tests" / "validation" / "prelabel_dev.jsonl"
 CONCEPTS_DATA = ROOT / "backend" / "concepts_data"
 BATCH = 100
 
@@ -179,8 +186,8 @@ def score(tasks: list[LabelledTask], analyses: list[TaskAnalysis]) -> dict[str, 
 def concept_figures(
     backend: Backend, tasks: list[LabelledTask], texts: list[TaskTexts]
 ) -> dict[str, dict[str, Any]]:
-    """Each answer-reading built-in concept on the set's answers: ROC-AUC, and precision and
-    recall at its calibrated threshold, against the gold flag it sets."""
+    """Each answer-reading built-in concept on the development set's answers: ROC-AUC, and
+    precision and recall at its calibrated threshold, against the gold flag it sets."""
     answers = [t.fields["answer"] for t in texts]
     vectors = backend.embedder.embed(answers)
     figures = {}
@@ -192,7 +199,7 @@ def concept_figures(
         scores = model.score(vectors)
         precision, recall = precision_recall_at(scores, labels, model.threshold)
         figures[concept.name] = {
-            "set": str(OOD_SET.relative_to(ROOT)),
+            "set": str(DEV_SET.relative_to(ROOT)),
             "positives": int(labels.sum()),
             "negatives": int(len(labels) - labels.sum()),
             "roc_auc": round(float(roc_auc_score(labels, scores)), 3),
@@ -231,14 +238,38 @@ def report(result: dict[str, Any], show_errors: bool) -> None:
             print(f"    wrong: {row['wrong']}\n    missed: {row['missed']}")
 
 
+def _missing(path: Path) -> str:
+    if path.resolve() == HELDOUT_SET:
+        return (
+            f"the held-out set {HELDOUT_SET.relative_to(ROOT)} is not in this checkout yet (it is "
+            f"written blind and lands in main later); for development figures use --set "
+            f"{DEV_SET.relative_to(ROOT)}"
+        )
+    return f"no labelled set at {path}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--set", type=Path, default=OOD_SET, help="labelled JSONL")
+    parser.add_argument(
+        "--set",
+        type=Path,
+        default=HELDOUT_SET,
+        help=f"labelled JSONL (default: the held-out set; the development set is {DEV_SET.name})",
+    )
     parser.add_argument("--sample", action="store_true", help="flag counts on the sample")
-    parser.add_argument("--record", action="store_true", help="store concept OOD figures")
+    parser.add_argument(
+        "--record", action="store_true", help="store concept figures on the development set"
+    )
     parser.add_argument("--errors", action="store_true", help="list wrong and missed tasks")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
+    if args.record and args.set.resolve() != DEV_SET:
+        parser.error(
+            f"--record stores development-set figures: use --set {DEV_SET.relative_to(ROOT)}"
+        )
+    if not args.sample and not args.set.is_file():
+        print(_missing(args.set), file=sys.stderr)
+        return 2
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     backend = Backend.create(Settings())
     backend.ensure_builtins()

@@ -63,8 +63,8 @@ class Settings(BaseSettings):
     tracetune_embedding_batch_size: int = Field(default=64, ge=1)
     #: Unset: each concept fires at its own calibrated threshold; set: one for all.
     tracetune_concept_threshold: float | None = Field(default=None, gt=0, lt=1)
-    tracetune_near_duplicate_threshold: float = Field(default=0.8, gt=0, le=1)
-    tracetune_semantic_duplicate_threshold: float = Field(default=0.95, gt=0, le=1)
+    #: MinHash Jaccard that both the user turns and the answer must reach for a near-duplicate.
+    tracetune_near_duplicate_threshold: float = Field(default=0.75, gt=0, le=1)
 
     @property
     def export_dir(self) -> Path:

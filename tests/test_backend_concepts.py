@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -24,7 +25,8 @@ from tracetune.backend.vectors.embeddings import Embedder
 from tracetune.sync.errors import InvalidInputError
 from tracetune.sync.review_kinds import DEFAULT_FLAGS, INFORMATIONAL_FLAGS, ReviewKind
 
-VALIDATION = Path(__file__).parent / "validation" / "prelabel_ood.jsonl"
+DEV_SET = Path(__file__).parent / "validation" / "prelabel_dev.jsonl"
+HELDOUT_SET = Path(__file__).parent / "validation" / "prelabel_heldout.jsonl"
 TARGET_PRECISION_FLOOR = concept_model.MIN_THRESHOLD
 
 
@@ -184,31 +186,45 @@ def _normalised(text: str) -> str:
     return re.sub(r"\W+", " ", text.lower()).strip()
 
 
-def _validation_texts() -> list[str]:
-    lines = VALIDATION.read_text(encoding="utf-8").splitlines()
+def _texts_of(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
     return [m["content"] for line in lines for m in json.loads(line)["messages"]]
 
 
-def test_the_validation_set_is_kept_out_of_every_concept_s_examples() -> None:
-    held_out = {_normalised(t) for t in _validation_texts()}
+def _fingerprints(texts: list[str]) -> set[str]:
+    """Hashes of each normalised text and of each run of 12 of its words: enough to tell
+    whether an example repeats or copies a passage, without keeping the text itself."""
+    prints = set()
+    for text in texts:
+        words = _normalised(text).split()
+        runs = [" ".join(words)] + [" ".join(words[i : i + 12]) for i in range(len(words) - 11)]
+        prints.update(hashlib.sha256(run.encode()).hexdigest() for run in runs)
+    return prints
+
+
+@pytest.mark.parametrize(
+    "labelled_set",
+    [DEV_SET, HELDOUT_SET],
+    ids=["development set", "held-out set"],
+)
+def test_no_concept_example_repeats_or_copies_a_labelled_set(labelled_set: Path) -> None:
+    """No example is a validation text, nor shares a run of 12 words with one (stock phrases
+    such as "I'm just an AI, so I can't" are shorter). The held-out set is written blind and
+    lands later: it is only hashed here, never printed, and skipped while absent."""
+    if not labelled_set.is_file():
+        pytest.skip(f"{labelled_set.name} is not in this checkout")
+    held_out = _fingerprints(_texts_of(labelled_set))
     assert len(held_out) >= 300
     for concept in builtin_concepts():
-        examples = {_normalised(t) for t in (*concept.positive, *concept.negative)}
-        assert not examples & held_out, concept.name
-        # Nor near-copies: no example shares a run of 12 words with a validation text (stock
-        # phrases such as "I'm just an AI, so I can't" are shorter).
-        grams = {" ".join(w[i : i + 12]) for t in held_out if len(w := t.split()) >= 12
-                 for i in range(len(w) - 11)}  # fmt: skip
-        for example in examples:
-            words = example.split()
-            shared = {" ".join(words[i : i + 12]) for i in range(len(words) - 11)} & grams
-            assert not shared, (concept.name, example)
+        for example in (*concept.positive, *concept.negative):
+            assert not _fingerprints([example]) & held_out, (concept.name, example)
 
 
-def test_recorded_out_of_domain_figures_are_what_the_models_score(backend: Backend) -> None:
-    """`validation` in each concept's JSON is reproducible from the shipped examples, so it
-    cannot go stale unnoticed when examples change."""
-    records = [json.loads(line) for line in VALIDATION.read_text(encoding="utf-8").splitlines()]
+def test_recorded_development_set_figures_are_what_the_models_score(backend: Backend) -> None:
+    """`validation` in each concept's JSON (its figures on the development set) is
+    reproducible from the shipped examples, so it cannot go stale unnoticed when examples
+    change."""
+    records = [json.loads(line) for line in DEV_SET.read_text(encoding="utf-8").splitlines()]
     answers = [r["messages"][-1]["content"] for r in records]
     vectors = backend.embedder.embed(answers)
     backend.ensure_builtins()

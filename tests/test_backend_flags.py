@@ -84,24 +84,39 @@ def test_informational_flags_fire_only_where_the_project_offers_them(backend: Ba
     assert "question" in opted_in.fired  # the answer asks the user back
 
 
-def test_near_duplicates_compare_user_turns_and_answers_not_the_system_prompt(
+def test_a_near_duplicate_repeats_the_question_up_to_trivial_differences_and_the_answer(
     backend: Backend,
 ) -> None:
-    shared = "Open Settings → Members → Invite and choose a role; invitations expire in 7 days."
+    """The product's definition: the same question up to case, punctuation, a greeting or
+    thanks, or a typo, AND essentially the same answer. Rewordings are distinct examples."""
+    invite = "Open Settings → Members → Invite and choose a role; invitations expire in 7 days."
+    refund = "Refunds go back to the card you paid with within 5 business days of the return."
     analyses = analyse(
         backend,
         [
-            ("How do I invite a teammate?", shared),
-            ("How do I invite a teammate? Thanks!", shared),  # a copy of task 1
+            ("How do I invite a teammate?", invite),
+            ("hi, how do I invite a teammate? Thanks!", invite),  # greeting, case, thanks
+            ("How do I invite a teamate", invite),  # a typo
+            ("How can I add a colleague to my workspace?", invite),  # reworded: distinct
+            ("How long does a refund take to arrive on my card?", refund),
+            ("How long does a refund take to arrive on my card?", "It depends on your bank."),
             ("Can I get an invoice for last month?", "Yes: Billing → Invoices → Download."),
             ("Where is the audit log?", "Under Settings → Audit log, for admins and owners."),
         ],
     )
-    first, copy, invoice, audit = analyses
+    first, greeted, typo, reworded, refund_first, other_answer, invoice, audit = analyses
     assert "near_duplicate" not in first.fired  # the first of its cluster is the one to review
-    assert "near_duplicate" in copy.fired and copy.duplicate.duplicate_of[0] == 1
-    assert copy.duplicate.cluster_id == first.duplicate.cluster_id
-    # Every task carries the same system prompt: without it in the comparison, short
-    # unrelated tasks stay apart.
+    for copy in (greeted, typo):
+        assert "near_duplicate" in copy.fired, copy.task.user_turns
+        assert copy.duplicate.duplicate_of[0] == 1
+        assert copy.duplicate.cluster_id == first.duplicate.cluster_id
+    assert "near_duplicate" not in reworded.fired
+    assert reworded.duplicate.cluster_id == "c4"
+    # The same question with a different answer is not a repeat either.
+    assert "near_duplicate" not in other_answer.fired and not other_answer.duplicate.duplicate_of
+    assert "near_duplicate" not in refund_first.fired
+    # Every task carries the same system prompt: it is never compared, so short unrelated
+    # tasks stay apart.
     assert "near_duplicate" not in invoice.fired and "near_duplicate" not in audit.fired
     assert audit.duplicate.nearest_similarity < 0.9
+    assert audit.duplicate.score < 0.5

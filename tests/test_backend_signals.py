@@ -248,6 +248,29 @@ def test_profanity_leaves_the_plain_sense_alone() -> None:
     assert breeder.score == 0.0 and diy.score == 0.0
 
 
+def test_profanity_hears_british_swearing_and_the_model_but_not_names_or_blood() -> None:
+    """Sentences written for this test, in domains no labelled set uses."""
+    swearing = run(
+        "profanity",
+        "Bloody hell, the lift is out again. Use the stairs by the café.",
+        "That landlord sounds like a real dick. Send the repair request in writing.",
+        "Bugger, the link expired. Here's a new one that lasts 30 days.",
+        "The room was a total shitshow when we arrived, sorry. Housekeeping is on the way.",
+        "Hell, I'd be annoyed too. Your prints are being redone for free.",
+    )
+    assert all(r.score >= 0.5 for r in swearing), [r.score for r in swearing]
+    clean = run(
+        "profanity",
+        "Dick Turpin's supposed grave is in York, near the station.",
+        "A bloody nose after a fall usually stops with ten minutes of firm pressure.",
+        "Hell's Kitchen is a neighbourhood west of Times Square.",
+        "The donkey sanctuary has 40 asses and mules; visitors can groom them on Saturdays.",
+        "Tighten the bolts, then screw it into the base plate.",
+        "Not a silly question: the museum is free on the first Sunday of the month.",
+    )
+    assert [r.score for r in clean] == [0.0] * len(clean)
+
+
 def test_question_and_profanity_word_lists() -> None:
     asked, told, url = run(
         "question", "how do i install this on windows", "Install it.", "See http://x.io/?a=1"

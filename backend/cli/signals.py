@@ -19,7 +19,7 @@ Examples:
 
   echo '{"text": "mail me at jane@example.com"}' | tracetune signals run pii
 
-  tracetune signals run near_duplicate < prompts.jsonl
+  tracetune signals run near_duplicate < pairs.jsonl   # {"text": question, "answer": ...}
 """
 
 #: Needs the whole input at once; not a per-text signal, so not in the registry.
@@ -36,8 +36,9 @@ def signals_list() -> None:
         judges = signal.judges.value if signal.flag else "-"
         out(f"{name:<16} {signal.flag or '-':<16} {signal.reads.value:<8} {judges:<8} "
              f"{signal.description}")  # fmt: skip
-    out(f"{NEAR_DUPLICATE:<16} {NEAR_DUPLICATE:<16} {'all':<8} {'task':<8} near-duplicates "
-         "among the input lines: MinHash LSH and embedding similarity")  # fmt: skip
+    out(f"{NEAR_DUPLICATE:<16} {NEAR_DUPLICATE:<16} {'all':<8} {'task':<8} a later copy of an "
+         "earlier task: the same question up to trivial differences and the same answer "
+         "(MinHash per side); input lines: text, optional answer")  # fmt: skip
 
 
 def signals_run(
@@ -55,14 +56,14 @@ def signals_run(
     records = read_jsonl(sys.stdin)
     texts = [r["text"] for r in records]
     if name == NEAR_DUPLICATE:
-        from tracetune.backend.vectors.duplicates import find_near_duplicates
+        from tracetune.backend.prediction.near_duplicates import find_near_duplicates
 
         settings = Settings()
         backend = backend_for(settings)
+        answers = [str(r.get("answer") or "") for r in records]
         matches = find_near_duplicates(
-            backend.client, backend.embedder, texts,
+            backend.client, backend.embedder, texts, answers,
             settings.tracetune_near_duplicate_threshold,
-            settings.tracetune_semantic_duplicate_threshold,
         )  # fmt: skip
         results = [m.to_json() for m in matches]
     else:

@@ -39,9 +39,9 @@ class Concept:
     #: Concepts whose positive examples count as negatives here: a broad background keeps a
     #: classifier trained on 80 examples from firing on texts unlike any of them.
     background: list[str] = field(default_factory=list)
-    #: Figures measured on a validation set of another domain than the examples (built-ins:
+    #: Figures measured on the development set, in other domains than the examples (built-ins:
     #: `bench/prelabel_quality.py --record`): ROC-AUC, and precision and recall at the
-    #: threshold, so `concepts list` shows out-of-domain quality beside the cross-validated.
+    #: threshold, so `concepts list` shows them beside the cross-validated ones.
     validation: dict[str, Any] | None = None
     #: A signal that must have seen something (score above 0) for the concept's flag to fire:
     #: embeddings judge topic, so technical prose about doses or settings embeds near code,

@@ -22,14 +22,15 @@ from tracetune.backend.concepts.store import Concept, ConceptStore
 from tracetune.backend.concepts.training import fitted_with, training_digest
 from tracetune.backend.prediction.label_targets import LabelTargets, paragraph_texts
 from tracetune.backend.prediction.model_version import ConceptState, model_version
+from tracetune.backend.prediction.near_duplicates import (
+    DEFAULT_THRESHOLD,
+    RULE_VERSION,
+    NearDuplicateRule,
+    task_signatures,
+)
 from tracetune.backend.signals import SIGNALS, Reads, Signal, SignalResult, Span
 from tracetune.backend.task_texts import TaskTexts
-from tracetune.backend.vectors.duplicates import (
-    DuplicateIndex,
-    DuplicateMatch,
-    IndexItem,
-    signatures,
-)
+from tracetune.backend.vectors.duplicates import DuplicateIndex, DuplicateMatch, IndexItem
 from tracetune.backend.vectors.embeddings import Embedder
 
 #: A signal's flag fires at this score; a concept at its own calibrated threshold.
@@ -87,16 +88,14 @@ class Predictor:
         concepts: ConceptStore,
         scorer: ConceptScorer,
         concept_threshold: float | None = None,
-        jaccard_threshold: float = 0.8,
-        cosine_threshold: float = 0.95,
+        duplicate_threshold: float = DEFAULT_THRESHOLD,
     ) -> None:
         self.client = client
         self.embedder = embedder
         self.concepts = concepts
         self.scorer = scorer
         self.concept_threshold = concept_threshold
-        self.jaccard_threshold = jaccard_threshold
-        self.cosine_threshold = cosine_threshold
+        self.duplicate_rule = NearDuplicateRule(duplicate_threshold)
         self.signals: dict[str, Signal] = {name: cls() for name, cls in SIGNALS.items()}
 
     def concepts_for(self, targets: LabelTargets) -> list[Concept]:
@@ -121,7 +120,7 @@ class Predictor:
         return model_version(
             signals={name: s.version for name, s in self.signals.items()},
             concepts=states,
-            settings=(self.concept_threshold, self.jaccard_threshold, self.cosine_threshold),
+            settings=(self.concept_threshold, self.duplicate_rule.threshold, RULE_VERSION),
             config_digest=json.dumps(asdict(targets), sort_keys=True, default=sorted),
             judges=judges,
         )
@@ -260,14 +259,11 @@ class Predictor:
     def _duplicates(
         self, tasks: list[TaskTexts], vectors: dict[str, np.ndarray], scope: str
     ) -> list[DuplicateMatch]:
-        conversations = [t.conversation for t in tasks]
-        conversation_signatures = signatures(self.client, conversations)
         items = [
-            IndexItem(task.task_id, {"conversation": conversation}, task_vector(task, vectors))
-            for task, conversation in zip(tasks, conversation_signatures, strict=True)
+            IndexItem(task.task_id, sides, task_vector(task, vectors))
+            for task, sides in zip(tasks, task_signatures(self.client, tasks), strict=True)
         ]
-        index = DuplicateIndex(self.client, scope, self.jaccard_threshold, self.cosine_threshold)
-        return index.add_and_match(items)
+        return DuplicateIndex(self.client, scope, self.duplicate_rule).add_and_match(items)
 
     def _assemble(
         self,

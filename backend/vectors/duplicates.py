@@ -1,11 +1,12 @@
 """Near-duplicates across a whole project: MinHash LSH and embedding similarity, in Redis.
 
 Every task is indexed when it is predicted, by whichever backend process handles it, so a task
-predicted today finds its twin predicted last week in another request. Two MinHash signatures
-per task (the prompt, and the whole conversation) go into LSH bands (16 bands of 8 rows:
-candidates from Jaccard ~0.7, almost all pairs above 0.8 found); candidates are confirmed with
-the signatures' estimated Jaccard. Semantic near-duplicates compare task vectors (the mean of
-the task's text embeddings) by cosine.
+predicted today finds its twin predicted last week in another request. One MinHash signature
+per side of a task (its user turns, its answer: `KINDS`) goes into LSH bands (16 bands of 8
+rows: candidates from Jaccard ~0.7, almost all pairs above 0.8 found); a `DuplicateRule` then
+decides from the candidates' estimated Jaccard per side (which texts the sides hold and the
+rule itself live in `prediction/near_duplicates.py`). Task vectors give the nearest task by
+cosine, shown with every prediction and read by semantic search.
 
 Every task gets a cluster id: its own (`c<task id>`) unless it duplicates a task already
 indexed, whose cluster it then joins. A cluster is therefore stable once given: predicting a
@@ -16,12 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 import redis
@@ -29,14 +29,11 @@ from datasketch import MinHash
 
 from tracetune.backend.cache import content_hash, key
 
-if TYPE_CHECKING:
-    from tracetune.backend.vectors.embeddings import Embedder
-
 NUM_PERM = 128
 BANDS = 16
 ROWS = 8
 SHINGLE_WORDS = 3
-KINDS = ("prompt", "conversation")
+KINDS = ("user", "answer")
 _WORD = re.compile(r"\w+")
 
 
@@ -56,9 +53,12 @@ def shingles(text: str) -> set[bytes]:
     }
 
 
-def minhash(text: str) -> np.ndarray | None:
+Shingler = Callable[[str], set[bytes]]
+
+
+def minhash(text: str, shingle: Shingler = shingles) -> np.ndarray | None:
     """The text's signature, or None for a text without words."""
-    grams = shingles(text)
+    grams = shingle(text)
     if not grams:
         return None
     template = _template()
@@ -67,11 +67,14 @@ def minhash(text: str) -> np.ndarray | None:
     return np.asarray(sketch.hashvalues, dtype=np.uint32)
 
 
-def signatures(client: redis.Redis, texts: Sequence[str]) -> list[np.ndarray | None]:
-    """Signatures of `texts`, cached in Redis by content hash (an empty bytes value: no words)."""
+def signatures(
+    client: redis.Redis, texts: Sequence[str], shingle: Shingler = shingles, scheme: str = "w3"
+) -> list[np.ndarray | None]:
+    """Signatures of `texts` under one shingling `scheme` (its name is part of the cache key),
+    cached in Redis by content hash (an empty bytes value: no words)."""
     hashes = [content_hash(t) for t in texts]
     unique = list(dict.fromkeys(hashes))
-    keys = [key("minhash", NUM_PERM, h) for h in unique]
+    keys = [key("minhash", NUM_PERM, scheme, h) for h in unique]
     stored = client.mget(keys) if keys else []
     found: dict[str, np.ndarray | None] = {}
     for h, raw in zip(unique, stored, strict=True):
@@ -80,11 +83,11 @@ def signatures(client: redis.Redis, texts: Sequence[str]) -> list[np.ndarray | N
     missing = [h for h in unique if h not in found]
     if missing:
         text_of = dict(zip(hashes, texts, strict=True))
-        computed = {h: minhash(text_of[h]) for h in missing}
+        computed = {h: minhash(text_of[h], shingle) for h in missing}
         found.update(computed)
         client.mset(
             {
-                key("minhash", NUM_PERM, h): b"" if value is None else value.tobytes()
+                key("minhash", NUM_PERM, scheme, h): b"" if value is None else value.tobytes()
                 for h, value in computed.items()
             }
         )
@@ -139,20 +142,23 @@ class DuplicateMatch:
         }
 
 
-class DuplicateIndex:
-    """The near-duplicate index of one project (or one ad hoc run) in Redis."""
+class DuplicateRule(Protocol):
+    """Decides from a candidate's estimated Jaccard similarity per side (the sides the task
+    has; a side the candidate lacks counts 0) whether the task duplicates it."""
 
-    def __init__(
-        self,
-        client: redis.Redis,
-        scope: str,
-        jaccard_threshold: float = 0.8,
-        cosine_threshold: float = 0.95,
-    ) -> None:
+    def confirms(self, similarities: Mapping[str, float]) -> bool: ...
+
+
+class DuplicateIndex:
+    """The near-duplicate index of one project (or one ad hoc run) in Redis.
+
+    `rule` is needed to match; reading vectors or dropping the index works without one.
+    """
+
+    def __init__(self, client: redis.Redis, scope: str, rule: DuplicateRule | None = None) -> None:
         self.client = client
         self.scope = scope
-        self.jaccard_threshold = jaccard_threshold
-        self.cosine_threshold = cosine_threshold
+        self.rule = rule
 
     def _key(self, *parts: str | int) -> str:
         return key("index", self.scope, *parts)
@@ -249,28 +255,26 @@ class DuplicateIndex:
         ids: np.ndarray,
         matrix: np.ndarray,
     ) -> DuplicateMatch:
-        best_jaccard: dict[int, float] = {}
-        for kind, signature in item.signatures.items():
-            if signature is None:
-                continue
+        assert self.rule is not None, "matching needs a DuplicateRule"
+        sides = {kind: s for kind, s in item.signatures.items() if s is not None}
+        per_side: dict[int, dict[str, float]] = {o: dict.fromkeys(sides, 0.0) for o in candidates}
+        for kind, signature in sides.items():
             known = {o: s for o in candidates if (s := signatures[kind].get(o)) is not None}
             if not known:
                 continue
-            others = list(known)
             theirs = np.stack(list(known.values()))
-            for other, similarity in zip(others, (theirs == signature).mean(axis=1), strict=True):
-                best_jaccard[other] = max(best_jaccard.get(other, 0.0), float(similarity))
+            for other, similarity in zip(known, (theirs == signature).mean(axis=1), strict=True):
+                per_side[other][kind] = float(similarity)
+        # A candidate is as close as its least similar side.
+        closeness = {o: min(s.values()) for o, s in per_side.items() if s}
         similarities = matrix @ item.vector if len(ids) else np.zeros(0, np.float32)
         similarities = np.where(ids == item.task_id, -np.inf, similarities)
         nearest, nearest_similarity = None, 0.0
         if len(ids) > 1:
             position = int(np.argmax(similarities))
             nearest, nearest_similarity = int(ids[position]), float(similarities[position])
-        duplicates = {t: s for t, s in best_jaccard.items() if s >= self.jaccard_threshold}
-        for position in np.flatnonzero(similarities >= self.cosine_threshold):
-            other = int(ids[position])
-            duplicates[other] = max(duplicates.get(other, 0.0), float(similarities[position]))
-        score = max([nearest_similarity, *best_jaccard.values()], default=0.0)
+        duplicates = {o: closeness[o] for o, s in per_side.items() if self.rule.confirms(s)}
+        score = max(closeness.values(), default=0.0)
         ranked = tuple(sorted(duplicates, key=lambda t: (-duplicates[t], t)))
         return DuplicateMatch(
             cluster_id="",  # given by add_and_match, which knows the clusters
@@ -316,25 +320,3 @@ class DuplicateIndex:
         """Delete this index (ad hoc runs clean up after themselves)."""
         for found in self.client.scan_iter(match=self._key("*"), count=1000):
             self.client.delete(found)
-
-
-def find_near_duplicates(
-    client: redis.Redis,
-    embedder: Embedder,
-    texts: Sequence[str],
-    jaccard_threshold: float,
-    cosine_threshold: float,
-) -> list[DuplicateMatch]:
-    """Near-duplicates among `texts` alone (ids are 1-based positions), for the CLI."""
-    index = DuplicateIndex(client, f"adhoc:{uuid.uuid4().hex}", jaccard_threshold, cosine_threshold)
-    try:
-        vectors = embedder.embed(texts)
-        items = [
-            IndexItem(position, {"conversation": signature}, vector)
-            for position, (signature, vector) in enumerate(
-                zip(signatures(client, texts), vectors, strict=True), start=1
-            )
-        ]
-        return index.add_and_match(items)
-    finally:
-        index.drop()
