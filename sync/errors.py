@@ -41,3 +41,10 @@ class InvalidInputError(TracetuneError):
     """Input data (a file, a run, a label config, a request body) is malformed."""
 
     exit_code = 6
+
+
+class RefusedError(TracetuneError):
+    """The action was refused: an evaluation says the model is worse (`--force` overrides),
+    or a platform no longer accepts the request (OpenAI's end of self-serve fine-tuning)."""
+
+    exit_code = 7
