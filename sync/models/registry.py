@@ -87,9 +87,15 @@ def current_user() -> str:
         return "unknown"
 
 
-def _redacted(uri: str) -> str:
-    """A registry URI without the password an MLflow server URL may carry."""
-    return re.sub(r"//[^/@]+@", "//***@", uri)
+#: How MLflow's HTTP client words a server it cannot reach.
+_UNREACHABLE = re.compile(
+    r"Failed to establish a new connection|Max retries exceeded|Connection refused|timed out"
+)
+
+
+def _redacted(text: str) -> str:
+    """A registry URI (or a message quoting one) without the password a server URL may carry."""
+    return re.sub(r"//[^/@\s]+@", "//***@", text)
 
 
 def _quiet_mlflow() -> None:
@@ -131,7 +137,12 @@ class ModelRegistry:
             yield
         except MlflowException as exc:
             code = getattr(exc, "error_code", "")
-            text = str(exc).splitlines()[0] if str(exc) else code
+            text = _redacted(str(exc).splitlines()[0] if str(exc) else code)
+            if _UNREACHABLE.search(text):
+                raise ServiceUnavailableError(
+                    f"cannot reach the model registry at {where} (connection refused or timed "
+                    "out): start it or fix TRACETUNE_REGISTRY_URI"
+                ) from exc
             if code == "RESOURCE_DOES_NOT_EXIST":
                 raise NotFoundError(f"model registry {where}: {text}") from exc
             if code == "INVALID_PARAMETER_VALUE":
@@ -291,10 +302,13 @@ class ModelRegistry:
         return self.get(str(version))
 
     def record_evaluation(self, version: int, eval_id: str, summary: dict[str, Any]) -> None:
+        """Keep the evaluation's summary on the version; the history notes each new verdict."""
         key = f"{EVAL_TAG_PREFIX}{eval_id}"
+        before = self.get(str(version)).evaluations.get(eval_id, {})
         payload = json.dumps(summary, sort_keys=True)
         self._call(lambda: self.client.set_model_version_tag(self.name, str(version), key, payload))
-        self._append("evaluated", version, reason=summary.get("headline", ""))
+        if before.get("headline") != summary.get("headline"):
+            self._append("evaluated", version, reason=f"{eval_id}: {summary.get('headline', '')}")
 
     def lineage_of_current(self) -> list[int]:
         """The stack of currents the events describe: promotions push, rollbacks pop."""
