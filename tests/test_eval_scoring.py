@@ -163,8 +163,10 @@ def test_the_automatic_comparison_agrees_with_people_in_and_out_of_domain(
 ) -> None:
     in_domain = _agreement(scorer, IN_DOMAIN)
     out_of_domain = _agreement(scorer, OUT_OF_DOMAIN)
-    print(f"automatic preference agrees with the person: in domain {in_domain:.2f} "
-          f"({len(IN_DOMAIN)} pairs), out of domain {out_of_domain:.2f} ({len(OUT_OF_DOMAIN)})")  # fmt: skip
+    print(
+        f"automatic preference agrees with the person: in domain {in_domain:.2f} "
+        f"({len(IN_DOMAIN)} pairs), out of domain {out_of_domain:.2f} ({len(OUT_OF_DOMAIN)})"
+    )
     assert in_domain >= 0.8
     assert out_of_domain >= 0.7
 
@@ -233,7 +235,8 @@ def test_a_safety_regression_or_a_losing_interval_blocks_promotion() -> None:
 
 
 def _annotation(id_: int, result: list, **extra: object) -> dict:
-    return {"id": id_, "result": result, "was_cancelled": False, "updated_at": f"2026-12-01T10:0{id_}", **extra}  # fmt: skip
+    stamp = f"2026-12-01T10:0{id_}"
+    return {"id": id_, "result": result, "was_cancelled": False, "updated_at": stamp, **extra}
 
 
 def _pick(side: str) -> list:

@@ -152,11 +152,8 @@ def test_two_fine_tunes_are_evaluated_promoted_or_refused_and_rolled_back(
                  "--param", "max_steps=2", "--now", "--json")  # fmt: skip
     second_record = FineTuneRecord.model_validate_json(second.stdout.strip().splitlines()[-1])
     assert second_record.model_version == 3
-    worse = json.loads(
-        run(
-            "eval", "run", "--max-new-tokens", "12", "--review-project", project_title, "--json"
-        ).stdout  # fmt: skip
-    )
+    args = ("--max-new-tokens", "12", "--review-project", project_title, "--json")
+    worse = json.loads(run("eval", "run", *args).stdout)
     assert (worse["plan"]["candidate_version"], worse["plan"]["baseline_version"]) == (3, 2)
     _review(label_studio, worse, state, prefer="baseline")
     worse = json.loads(run("eval", "report", worse["eval_id"], "--json").stdout)

@@ -91,7 +91,7 @@ def test_promotion_is_refused_without_or_against_an_evaluation_and_forcing_is_re
     with pytest.raises(RefusedError, match="no evaluation of v2 against the current v1"):
         registry.promote("2", reason="trying")
     registry.record_evaluation(2, "ev-2-1", _evaluation(2, 1, ["reviewers win rate 0.10"]))
-    with pytest.raises(RefusedError, match="not promoting v2: reviewers win rate 0.10"):
+    with pytest.raises(RefusedError, match=r"not promoting v2: reviewers win rate 0\.10"):
         registry.promote("2", reason="trying again")
     assert registry.alias_versions()["current"] == 1
 
@@ -148,7 +148,7 @@ def test_a_registry_that_is_down_fails_before_writing(tmp_path: Path) -> None:
 
 
 def test_local_references_must_be_model_folders(tmp_path: Path) -> None:
-    with pytest.raises(InvalidInputError, match="neither config.json nor adapter_config.json"):
+    with pytest.raises(InvalidInputError, match=r"neither config\.json nor adapter_config\.json"):
         local_reference(tmp_path)
     (tmp_path / "adapter_config.json").write_text("{}")
     assert local_reference(tmp_path).model == str(tmp_path.resolve())
