@@ -32,10 +32,11 @@ def _one_line(result: Any, code: int, starts: str) -> str:
 
 
 def _export_without_validation(tmp_path: Path, redis_url: str) -> None:
+    accepted = verdict("accept")
     tasks = [
-        task(i, chat_data(f"run-{i}", f"Question {i}?", f"Answer {i}."), [annotation(i, verdict("accept"))])
+        task(i, chat_data(f"run-{i}", f"Question {i}?", f"Answer {i}."), [annotation(i, accepted)])
         for i in range(1, 13)
-    ]  # fmt: skip
+    ]
     settings = Settings(redis_url=redis_url, tracetune_export_dir=tmp_path / "exports")
     request = ExportRequest(project="p", validation_fraction=0.0)
     result = export_tasks(tasks, request, settings.export_dir, "x-noval", {"id": 1, "title": "p"})
