@@ -71,7 +71,7 @@ _NOT_OFFERED = re.compile(
 
 def refusal_line(url: str, exc: openai.APIStatusError) -> str:
     """One line for a refused job creation; the platform's own words are kept."""
-    message = exc.message.splitlines()[0] if exc.message else type(exc).__name__
+    message = _platform_message(exc)
     return (
         f"the OpenAI API at {url} refused to create the fine-tuning job (HTTP "
         f"{exc.status_code}: {message}); OpenAI stopped new self-serve fine-tuning jobs on "
@@ -190,7 +190,17 @@ class OpenAIProvider:
         return self.records.save(record)
 
 
+def _platform_message(exc: openai.APIStatusError) -> str:
+    """The `error.message` the platform sent, else the SDK's summary of the response."""
+    body: Any = exc.body
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"]).splitlines()[0]
+    return exc.message.splitlines()[0] if exc.message else type(exc).__name__
+
+
 def _is_refusal(exc: openai.APIStatusError) -> bool:
     if exc.status_code in REFUSAL_STATUSES:
         return True
-    return exc.status_code == 400 and bool(_NOT_OFFERED.search(exc.message or ""))
+    return exc.status_code == 400 and bool(_NOT_OFFERED.search(_platform_message(exc)))
