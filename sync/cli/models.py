@@ -45,6 +45,7 @@ def _version_dict(version: ModelVersionInfo) -> dict[str, Any]:
         "lineage": version.lineage,
         "evaluations": version.evaluations,
         "description": version.description,
+        "created_at": version.created_at,
     }
 
 
@@ -99,7 +100,7 @@ def models_show(
     if as_json:
         out_json(_version_dict(info))
         return
-    out(f"{info.label}  aliases: {', '.join(info.aliases) or '-'}")
+    out(f"{info.label}  aliases: {', '.join(info.aliases) or '-'}  registered {info.created_at}")
     out(f"  model: {info.reference.describe()}")
     out(f"  name in traces: {info.reference.name_in_traces}")
     if info.description:

@@ -35,7 +35,6 @@ class HeldOutExample:
     reference: str
     group: str
     run_ids: tuple[str, ...]
-    task_id: int | None
 
 
 @dataclass
@@ -53,7 +52,6 @@ class TrainingSet:
     """What one model was trained on, read from its export's manifest."""
 
     label: str
-    export_id: str
     groups: frozenset[str]
     run_ids: frozenset[str]
 
@@ -99,18 +97,16 @@ def load_heldout(export_id: str, export_path: Path) -> HeldOutSet:
                 reference=str(messages[-1].get("content") or ""),
                 group=str(origin.get("group", "")),
                 run_ids=tuple(origin.get("run_ids", ())),
-                task_id=origin.get("task_id"),
             )
         )
     return HeldOutSet(export_id, export_path, manifest_hash, digest, examples)
 
 
-def training_set(label: str, export_id: str, export_path: Path) -> TrainingSet:
+def training_set(label: str, export_path: Path) -> TrainingSet:
     manifest, _ = _manifest(export_path)
     rows = [row for row in manifest.get("lineage", []) if row["set"] in TRAINING_SETS]
     return TrainingSet(
         label=label,
-        export_id=export_id,
         groups=frozenset(str(row.get("group", "")) for row in rows) - {""},
         run_ids=frozenset(str(r) for row in rows for r in row.get("run_ids", ())),
     )

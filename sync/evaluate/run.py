@@ -107,7 +107,7 @@ def _training_set(settings: Settings, version: ModelVersionInfo) -> TrainingSet 
                 f"cannot prove the held-out split was never trained on: {version.label}'s "
                 f"training export {export_id} is gone"
             ) from None
-    return training_set(version.label, export_id, path)
+    return training_set(version.label, path)
 
 
 def _export_of(settings: Settings, export_id: str | None, candidate: ModelVersionInfo) -> Any:

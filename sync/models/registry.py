@@ -21,7 +21,8 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
@@ -69,7 +70,6 @@ class ModelVersionInfo:
     aliases: list[str]
     description: str
     created_at: str
-    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -194,8 +194,9 @@ class ModelRegistry:
                 raw.aliases or [a for a, v in (aliases or {}).items() if v == int(raw.version)]
             ),
             description=raw.description or "",
-            created_at=str(raw.creation_timestamp),
-            tags=tags,
+            created_at=datetime.fromtimestamp(raw.creation_timestamp / 1000, UTC).isoformat(
+                timespec="seconds"
+            ),
         )
 
     def versions(self) -> list[ModelVersionInfo]:
