@@ -42,6 +42,7 @@ from tracetune.sync.evaluate.scoring import AnswerScorer, summarise
 from tracetune.sync.evaluate.stats import Outcome
 from tracetune.sync.export.records import ExportRecords
 from tracetune.sync.export.writer import write_json
+from tracetune.sync.label_studio.gateway import LabelStudioGateway
 from tracetune.sync.models.references import ModelReference
 from tracetune.sync.models.registry import ModelRegistry, ModelVersionInfo
 from tracetune.sync.redis_client import redis_client
@@ -151,6 +152,8 @@ def _examples(plan_ids: list[str], examples: list[HeldOutExample]) -> list[HeldO
 def run_evaluation(settings: Settings, request: EvalRequest, progress: Progress) -> dict[str, Any]:
     registry = ModelRegistry(settings)
     registry.check()
+    if request.review_project:
+        LabelStudioGateway(settings).check()  # before minutes of generation, not after
     candidate = registry.get(request.candidate)
     baseline = registry.get(request.baseline)
     if candidate.version == baseline.version:
