@@ -3,6 +3,8 @@ rollback as a stack of currents, and the audit trail."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -140,9 +142,8 @@ def test_unknown_versions_and_names_are_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_a_registry_that_is_down_fails_before_writing(tmp_path: Path) -> None:
-    registry = _registry(tmp_path, uri=f"http://user:hunter2@127.0.0.1:{free_port()}")
     with pytest.raises(ServiceUnavailableError) as failure:
-        registry.register(_endpoint("a"))
+        _registry(tmp_path, uri=f"http://user:hunter2@127.0.0.1:{free_port()}")
     assert "hunter2" not in str(failure.value)
     assert str(failure.value).startswith("cannot reach the model registry at http://***@127.0.0.1:")
 
@@ -160,3 +161,21 @@ def test_openai_models_that_shut_down_carry_a_warning() -> None:
     vllm = ModelReference(kind="openai", model="gpt-4o-mini", base_url="http://vllm:8000/v1")
     assert retirement_note(vllm) is None
     assert retirement_note(ModelReference(kind="openai", model="o4-mini")) is None
+
+
+def test_processes_opening_a_new_sqlite_registry_at_once_all_succeed(tmp_path: Path) -> None:
+    """A worker registering while the CLI reads: both create the tables of a fresh file."""
+    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
+    script = (
+        "from tracetune.sync.models.registry import ModelRegistry\n"
+        "from tracetune.sync.settings import Settings\n"
+        f"print(len(ModelRegistry(Settings(tracetune_registry_uri={uri!r})).versions()))\n"
+    )
+    processes = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]  # fmt: skip
+    results = [p.communicate(timeout=120) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0, 0], [err for _, err in results]
+    assert [out.strip() for out, _ in results] == ["0"] * 4

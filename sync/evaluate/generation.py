@@ -75,15 +75,19 @@ class TransformersGenerator:
             else torch.float32
         )
         self.device = "cuda" if cuda else "cpu"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # peft/transformers renames
-            if (self.folder / "adapter_config.json").exists():
-                from peft import AutoPeftModelForCausalLM
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # peft/transformers renames
+                if (self.folder / "adapter_config.json").exists():
+                    from peft import AutoPeftModelForCausalLM
 
-                model = AutoPeftModelForCausalLM.from_pretrained(str(self.folder), dtype=dtype)
-            else:
-                model = AutoModelForCausalLM.from_pretrained(str(self.folder), dtype=dtype)
-        tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
+                    model = AutoPeftModelForCausalLM.from_pretrained(str(self.folder), dtype=dtype)
+                else:
+                    model = AutoModelForCausalLM.from_pretrained(str(self.folder), dtype=dtype)
+            tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
+        except (OSError, ValueError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InvalidInputError(f"cannot load the model in {self.folder}: {first}") from exc
         tokenizer.padding_side = "left"  # decoder-only models continue from the right edge
         tokenizer.truncation_side = "left"  # keep the end of a long prompt: the question
         if tokenizer.pad_token is None:

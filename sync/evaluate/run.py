@@ -152,8 +152,6 @@ def _examples(plan_ids: list[str], examples: list[HeldOutExample]) -> list[HeldO
 def run_evaluation(settings: Settings, request: EvalRequest, progress: Progress) -> dict[str, Any]:
     registry = ModelRegistry(settings)
     registry.check()
-    if request.review_project:
-        LabelStudioGateway(settings).check()  # before minutes of generation, not after
     candidate = registry.get(request.candidate)
     baseline = registry.get(request.baseline)
     if candidate.version == baseline.version:
@@ -167,6 +165,8 @@ def run_evaluation(settings: Settings, request: EvalRequest, progress: Progress)
     }
     heldout = without_trained(heldout, trained)
     examples = heldout.examples[: request.limit] if request.limit else heldout.examples
+    if request.review_project:
+        LabelStudioGateway(settings).check()  # before minutes of generation, not after
     eval_id = eval_id_for(
         registry.name, candidate.version, baseline.version, export.export_id, request
     )

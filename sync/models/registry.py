@@ -5,27 +5,32 @@ production), so the registry is theirs to browse and script: one registered mode
 (`TRACETUNE_REGISTERED_MODEL`), one version per fine-tune or registered reference, the aliases
 `current`, `candidate` and `previous`, and `models:/<name>@current` for any MLflow client.
 
-MLflow keeps no history of aliases, so every promotion, refusal and rollback is appended as a
-registered-model tag `tracetune.event.<n>`. The events are the truth about which version was
-current when: `current` and `previous` are derived from them (promotions push, rollbacks pop)
-and written to the aliases after each event, so an interrupted write is repaired by the next.
+MLflow keeps no history of aliases, so every promotion, refusal and rollback is appended as
+a registered-model tag `tracetune.event.<n>.<random>`. The events are the truth about which
+version was current when: `current` and `previous` are derived from them (promotions push,
+rollbacks pop) and written to the aliases after each event, so an interrupted write is
+repaired by the next.
 Every write starts with a read, so a registry that is down fails before anything is written.
 """
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import json
 import logging
 import os
 import re
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
 
 from tracetune.sync.errors import (
     InvalidInputError,
@@ -98,6 +103,22 @@ def _redacted(text: str) -> str:
     return re.sub(r"//[^/@\s]+@", "//***@", text)
 
 
+@contextmanager
+def _first_use_lock(uri: str) -> Iterator[None]:
+    """An exclusive lock beside a SQLite registry file while a process first opens it."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    path = Path(uri.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.with_name(f"{path.name}.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _quiet_mlflow() -> None:
     """No telemetry calls from here (nothing may leave the machine); no INFO on table set-up."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -122,11 +143,11 @@ class ModelRegistry:
 
         self.uri = settings.registry_uri
         self.name = settings.tracetune_registered_model
-        if self.uri.startswith("sqlite:///"):
-            folder = os.path.dirname(self.uri.removeprefix("sqlite:///"))
-            if folder:
-                os.makedirs(folder, exist_ok=True)
-        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        with self._errors(), _first_use_lock(self.uri):
+            self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+            # Creates the tables of a new SQLite store, once: two processes migrating the
+            # same fresh file at once collide (a worker registering while the CLI reads).
+            self.client.search_registered_models(max_results=1)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -148,8 +169,9 @@ class ModelRegistry:
             if code == "INVALID_PARAMETER_VALUE":
                 raise InvalidInputError(f"model registry {where}: {text}") from exc
             raise ServiceUnavailableError(f"model registry {where} failed: {text}") from exc
-        except OSError as exc:
-            raise ServiceUnavailableError(f"model registry {where} failed: {exc}") from exc
+        except (OSError, SQLAlchemyError) as exc:
+            text = _redacted(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            raise ServiceUnavailableError(f"model registry {where} failed: {text}") from exc
 
     def _call(self, fn: Callable[[], T]) -> T:
         with self._errors():
@@ -242,7 +264,7 @@ class ModelRegistry:
             for key, value in (registered.tags or {}).items()
             if key.startswith(EVENT_TAG_PREFIX)
         ]
-        return sorted(events, key=lambda e: e.seq)
+        return sorted(events, key=lambda e: (e.seq, e.at))
 
     def find_by_job(self, job_id: str) -> ModelVersionInfo | None:
         if self._registered() is None:
@@ -263,7 +285,8 @@ class ModelRegistry:
             at=now_iso(),
             **fields,
         )
-        key = f"{EVENT_TAG_PREFIX}{event.seq:06d}"
+        # The random part keeps both events if two processes append at the same moment.
+        key = f"{EVENT_TAG_PREFIX}{event.seq:06d}.{secrets.token_hex(3)}"
         self._call(
             lambda: self.client.set_registered_model_tag(self.name, key, event.model_dump_json())
         )
