@@ -47,3 +47,10 @@ class SyncLockedError(TracetuneError):
     """Another sync of the same project holds its lock (the message says who, since when)."""
 
     exit_code = 7
+
+
+class RefusedError(TracetuneError):
+    """The action was refused: an evaluation says the model is worse (`--force` overrides),
+    or a platform no longer accepts the request (OpenAI's end of self-serve fine-tuning)."""
+
+    exit_code = 8

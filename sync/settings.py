@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     tracetune_auto_export_debounce_s: int = Field(default=60, ge=0)
     tracetune_finetune_model: str = "gpt-4o-mini-2024-07-18"
 
+    # model registry and evaluation (sync/models/, sync/evaluate/; docs/models.md)
+    tracetune_registry_uri: str | None = None
+    tracetune_registered_model: str = "tracetune-assistant"
+    tracetune_eval_dir: Path | None = None
+
     # ML backend (backend/, README "The ML backend"); BASIC_AUTH_* named as in Label Studio
     basic_auth_user: str | None = None
     basic_auth_pass: SecretStr | None = None
@@ -70,6 +75,18 @@ class Settings(BaseSettings):
     def export_dir(self) -> Path:
         """Where exports land: `TRACETUNE_EXPORT_DIR`, else `<state dir>/exports`."""
         return self.tracetune_export_dir or self.tracetune_state_dir / "exports"
+
+    @property
+    def registry_uri(self) -> str:
+        """MLflow registry: `TRACETUNE_REGISTRY_URI`, else SQLite in `<state dir>/registry.db`."""
+        if self.tracetune_registry_uri:
+            return self.tracetune_registry_uri
+        return f"sqlite:///{(self.tracetune_state_dir / 'registry.db').resolve()}"
+
+    @property
+    def eval_dir(self) -> Path:
+        """Where evaluations keep answers and reports: `TRACETUNE_EVAL_DIR` or `<state>/evals`."""
+        return self.tracetune_eval_dir or self.tracetune_state_dir / "evals"
 
     def secret(self, name: str) -> str | None:
         """The plain value of a secret setting, for the one place that must send it."""

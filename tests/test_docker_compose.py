@@ -62,7 +62,7 @@ def test_the_compose_file_is_valid_against_the_compose_specification() -> None:
     schema = json.loads(SCHEMA.read_text())
     config = interpolate(_compose(), _filled_env())
     jsonschema.validate(config, schema)
-    assert {"db", "label-studio", "redis", "backend", "worker", "scheduled-sync"} <= set(
+    assert {"db", "label-studio", "redis", "mlflow", "backend", "worker", "scheduled-sync"} <= set(
         config["services"]
     )
 
@@ -82,7 +82,7 @@ def test_the_env_template_ships_no_values() -> None:
 
 def test_services_have_health_checks_volumes_and_scaled_workers() -> None:
     services = interpolate(_compose(), _filled_env())["services"]
-    for name in ("db", "label-studio", "redis", "backend"):
+    for name in ("db", "label-studio", "redis", "mlflow", "backend"):
         assert "healthcheck" in services[name], name
     assert int(services["worker"]["deploy"]["replicas"]) >= 1
     assert "--appendonly yes" in " ".join(services["redis"]["command"])
@@ -123,3 +123,17 @@ def test_label_studio_can_reach_the_backend_but_keeps_ssrf_protection() -> None:
         environment["USER_ADDITIONAL_BANNED_SUBNETS"] == expected["USER_ADDITIONAL_BANNED_SUBNETS"]
     )
     assert "SSRF_PROTECTION_ENABLED" not in environment
+
+
+def test_tracetune_services_use_the_mlflow_registry_it_runs() -> None:
+    services = interpolate(_compose(), _filled_env())["services"]
+    mlflow = services["mlflow"]
+    command = mlflow["command"]
+    assert command[:2] == ["mlflow", "server"]
+    port = command[command.index("--port") + 1]
+    assert command[command.index("--backend-store-uri") + 1].startswith("sqlite:////mlflow/")
+    assert any(v.endswith(":/mlflow") for v in mlflow["volumes"])
+    assert all(p.startswith("127.0.0.1:") for p in mlflow["ports"])  # the UI stays on loopback
+    for name in ("backend", "worker", "scheduled-sync"):
+        assert services[name]["environment"]["TRACETUNE_REGISTRY_URI"] == f"http://mlflow:{port}"
+        assert services[name]["depends_on"]["mlflow"]["condition"] == "service_healthy"

@@ -9,6 +9,7 @@ import pytest
 from finetune_exports import recorded_export
 from worker_env import tracetune, worker_env
 
+from tracetune.sync.finetune.local_trl import choose_precision
 from tracetune.sync.finetune.records import FineTuneRecord
 
 pytestmark = pytest.mark.integration
@@ -41,6 +42,10 @@ def test_sft_then_dpo_on_a_tiny_model_record_their_losses(
     assert [entry["step"] for entry in record.metrics["loss"]] == [1, 2, 3]
     assert all(entry["loss"] > 0 for entry in record.metrics["loss"])
     assert record.metrics["device"] == "cpu"
+    assert record.metrics["dtype"] == "float32"
+    assert record.metrics["processes"] == 1
+    assert record.metrics["steps_per_second"] > 0
+    assert record.metrics["train_runtime_s"] > 0
     adapter = Path(record.fine_tuned_model or "")
     assert adapter == (tmp_path / "state" / "finetunes" / record.id).resolve()
     assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 8
@@ -71,3 +76,43 @@ def test_a_missing_local_model_is_refused_before_training(tmp_path: Path, redis_
         "error: --model must be a local model folder with config.json, got "
         "'meta-llama/Llama-3-8B' (nothing is downloaded here)"
     )
+
+
+def test_the_precision_follows_what_torch_reports() -> None:
+    """bf16 on a GPU that has it, fp16 on an older GPU, fp32 on the CPU (this machine)."""
+    assert choose_precision(True, True, "NVIDIA H100").dtype_name == "bfloat16"
+    h100 = choose_precision(True, True, "NVIDIA H100")
+    assert (h100.device, h100.use_cpu, h100.bf16, h100.fp16) == (
+        "cuda (NVIDIA H100)",
+        False,
+        True,
+        False,
+    )
+    assert choose_precision(True, False, "Tesla T4").dtype_name == "float16"
+    cpu = choose_precision(False, False)
+    assert (cpu.device, cpu.use_cpu, cpu.dtype_name) == ("cpu", True, "float32")
+
+
+def test_a_prepared_job_runs_with_finetune_train_as_accelerate_would_start_it(
+    tmp_path: Path, redis_url: str, tiny_model: Path
+) -> None:
+    """`start --prepare` saves the job; `finetune train ID` (what `accelerate launch -m
+    tracetune.sync.cli finetune train ID` runs on each GPU) trains and registers it."""
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    recorded_export(tmp_path, redis_url, reviewed=24, export_id="x-prepared")
+    env = worker_env(tmp_path, redis_url, tracetune_registry_uri=f"sqlite:///{tmp_path}/r.db")
+    prepared = tracetune(
+        "finetune", "start", "--provider", "local", "--model", str(tiny_model),
+        "--param", "max_steps=2", "--prepare", "--json", env=env, cwd=tmp_path,
+    )  # fmt: skip
+    record = FineTuneRecord.model_validate_json(prepared.stdout)
+    assert (record.status, record.rq_job_id) == ("queued", None)
+
+    trained = tracetune("finetune", "train", record.id, env=env, cwd=tmp_path).stdout
+    assert f"{record.id}  local/sft  succeeded" in trained
+    assert "registered as model version 1" in trained
+    config = ClusterConfig.from_yaml_file(
+        str(Path(__file__).resolve().parents[1] / "deploy" / "accelerate" / "multi-gpu.yaml")
+    )
+    assert (config.distributed_type.value, config.mixed_precision) == ("MULTI_GPU", "bf16")

@@ -151,3 +151,35 @@ def test_a_wrong_key_is_a_one_line_error(
     assert result.stderr.startswith("error: the OpenAI API at ")
     assert "refused the key" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "code"),
+    [
+        (403, "Fine-tuning is no longer available for self-serve organizations.", "ft_ended"),
+        (400, "Creating new fine-tuning jobs is not supported for this model any more.", None),
+    ],
+)
+def test_a_platform_that_stopped_fine_tuning_is_answered_with_one_line(
+    tmp_path: Path,
+    redis_url: str,
+    openai_api: OpenAIStandin,
+    status: int,
+    message: str,
+    code: str | None,
+) -> None:
+    recorded_export(tmp_path, redis_url, reviewed=30, export_id="x-ft-refused")
+    openai_api.state.refuse_jobs = (status, message, code or "")
+    env = _env(tmp_path, redis_url, openai_api)
+
+    result = tracetune("finetune", "start", "--now", env=env, cwd=tmp_path, check=False)
+
+    assert result.returncode == 8, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: the OpenAI API at {openai_api.base_url}")
+    assert f"refused to create the fine-tuning job (HTTP {status}: {message})" in lines[0]
+    assert "--provider local" in lines[0]
+    (record,) = FineTuneRecords(redis.Redis.from_url(redis_url)).recent()
+    assert record.status == "failed"
+    assert record.error is not None and record.error.startswith("RefusedError: ")

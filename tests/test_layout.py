@@ -23,7 +23,21 @@ ALLOWED: dict[str, set[str]] = {
     "sync.ingest": {"sync.core", "sync.langsmith", "sync.label_studio"},
     "sync.export": {"sync.core", "sync.label_studio"},
     "sync.finetune": {"sync.core", "sync.export"},
-    "sync.worker": {"sync.core", "sync.export", "sync.finetune"},
+    "sync.models": {"sync.core", "sync.export", "sync.finetune"},
+    # Evaluation runs the backend's signals, toxicity concept and embedding model in process,
+    # so its scores are the flags reviewers see; it reads held-out splits from exports, the
+    # registry's versions, Label Studio for blind reviews, LangSmith for production feedback.
+    "sync.evaluate": {
+        "sync.core",
+        "sync.export",
+        "sync.models",
+        "sync.label_studio",
+        "sync.langsmith",
+        "backend.signals",
+        "backend.vectors",
+        "backend.concepts",
+    },
+    "sync.worker": {"sync.core", "sync.export", "sync.finetune", "sync.models"},
     "sync.stack": {"sync.core"},
     "sync.cli": {
         "sync.core",
@@ -34,6 +48,8 @@ ALLOWED: dict[str, set[str]] = {
         "sync.finetune",
         "sync.worker",
         "sync.stack",
+        "sync.models",
+        "sync.evaluate",
         "backend.cli",
         "backend.server",
     },

@@ -29,12 +29,11 @@ from tracetune.backend.prediction.near_duplicates import (
     task_signatures,
 )
 from tracetune.backend.signals import SIGNALS, Reads, Signal, SignalResult, Span
+from tracetune.backend.signals.base import SIGNAL_THRESHOLD
 from tracetune.backend.task_texts import TaskTexts
 from tracetune.backend.vectors.duplicates import DuplicateIndex, DuplicateMatch, IndexItem
 from tracetune.backend.vectors.embeddings import Embedder
 
-#: A signal's flag fires at this score; a concept at its own calibrated threshold.
-SIGNAL_THRESHOLD = 0.5
 NEAR_DUPLICATE_FLAG = "near_duplicate"
 #: Weight of the answer against the user turns in a task's similarity vector: two tasks are
 #: near-duplicates when they answer alike, not merely when users ask alike.

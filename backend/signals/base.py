@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
+#: A signal has found what it looks for at this score; its flag fires there.
+SIGNAL_THRESHOLD = 0.5
+
 
 class Reads(StrEnum):
     """Which task texts a signal or a concept looks at."""

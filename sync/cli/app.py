@@ -15,7 +15,8 @@ from rich.console import Console
 
 from tracetune.backend import cli as backend_cli
 from tracetune.backend.server.webhooks import Handler, WebhookPlugin
-from tracetune.sync.cli import export, finetune, stack, sync, worker
+from tracetune.sync.cli import eval as eval_cli
+from tracetune.sync.cli import export, finetune, models, stack, sync, worker
 from tracetune.sync.errors import TracetuneError
 from tracetune.sync.settings import Settings
 from tracetune.sync.worker.auto_export import REVIEW_ACTIONS
@@ -42,6 +43,8 @@ stack.register(app)
 worker.register(app)
 export.register(app)
 finetune.register(app)
+models.register(app)
+eval_cli.register(app)
 backend_cli.register(app, plugins=[WebhookPlugin(REVIEW_ACTIONS, _auto_export)])
 
 _stderr = Console(stderr=True)

@@ -15,6 +15,7 @@ import typer
 from tracetune.sync.cli.output import out, out_json
 from tracetune.sync.errors import InvalidInputError
 from tracetune.sync.export.records import ExportRecord, ExportRecords
+from tracetune.sync.finetune.local_trl import is_main_process
 from tracetune.sync.finetune.records import FineTuneRecord, FineTuneRecords
 from tracetune.sync.finetune.registry import PROVIDERS, provider_for, provider_spec
 from tracetune.sync.redis_client import redis_client
@@ -29,6 +30,11 @@ Examples:
   tracetune finetune start --provider openai --method dpo --param beta=0.2
 
   tracetune finetune start --provider local --model ./models/tiny --param max_steps=20 --now
+
+  tracetune finetune start --provider local --model ./models/base --prepare
+
+  accelerate launch --config_file deploy/accelerate/multi-gpu.yaml -m tracetune.sync.cli \\
+    finetune train ft-...     # the prepared job, on every GPU
 """
 
 
@@ -89,6 +95,13 @@ def finetune_start(
         typer.Option(help="Hyperparameter KEY=VALUE, e.g. batch_size=8, beta=0.1 (repeatable)."),
     ] = None,
     now: Annotated[bool, typer.Option(help="Run the start here instead of queueing it.")] = False,
+    prepare: Annotated[
+        bool,
+        typer.Option(
+            help="Only save the job; run it with `tracetune finetune train ID` (for example "
+            "under `accelerate launch` on several GPUs)."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     from tracetune.sync.worker.jobs import enqueue_finetune, finetune_start_job, new_finetune_record
@@ -119,7 +132,7 @@ def finetune_start(
     if now:
         finetune_start_job(record.id)
         record = records.get(record.id)
-    else:
+    elif not prepare:
         enqueue_finetune(settings, record, records)
     if as_json:
         out_json(record.model_dump())
@@ -134,6 +147,8 @@ def _print_record(record: FineTuneRecord) -> None:
         out(f"  provider job {record.provider_job_id}")
     if record.fine_tuned_model:
         out(f"  fine-tuned model: {record.fine_tuned_model}")
+    if record.model_version is not None:
+        out(f"  registered as model version {record.model_version} (`tracetune models show`)")
     if record.error:
         out(f"  error: {record.error}")
     losses = record.metrics.get("loss") or []
@@ -156,12 +171,29 @@ def finetune_status(
 
     Example: `tracetune finetune status ft-3f9a1c2b7e --json`
     """
+    from tracetune.sync.worker.jobs import settle
+
     settings = Settings()
     records = _records(settings)
     record = records.get(job_id)
     if not record.done:
         record = provider_for(record.provider, settings, records).refresh(record)
+    record = settle(settings, records, record)
     out_json(record.model_dump()) if as_json else _print_record(record)
+
+
+@finetune_app.command("train")
+def finetune_train(
+    job_id: Annotated[str, typer.Argument(help="A job saved with `start --prepare`.")],
+) -> None:
+    """Run a saved job in this process: what `accelerate launch` starts on each GPU."""
+    from tracetune.sync.worker.jobs import finetune_start_job
+
+    settings = Settings()
+    records = _records(settings)
+    finetune_start_job(records.get(job_id).id)
+    if is_main_process():
+        _print_record(records.get(job_id))
 
 
 @finetune_app.command("cancel")

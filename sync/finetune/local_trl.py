@@ -1,9 +1,14 @@
 """The `local` provider: TRL SFT (or DPO for preference files) with LoRA on a local model folder.
 
-Runs inside the worker's job, on the GPU when torch sees one, else on the CPU. The loss of
-every logged step is kept on the job record; the LoRA adapter and tokenizer land in
-`<state dir>/finetunes/<job id>`, which becomes the job's model id. A cancel sets the record's
-status to `cancelling`; a training callback sees it at the next step and stops.
+Runs inside the worker's job, on the GPU when torch sees one (bf16 where the GPU supports it,
+else fp16), else on the CPU in fp32. The loss of every logged step and the measured steps/s are
+kept on the job record; the LoRA adapter and tokenizer land in `<state dir>/finetunes/<job id>`,
+which becomes the job's model id. A cancel sets the record's status to `cancelling`; a training
+callback sees it at the next step and stops.
+
+On several GPUs the same training runs under `accelerate launch` (`launch.py` in this package,
+`deploy/accelerate/multi-gpu.yaml`): the Trainer shards batches itself, and only the main
+process writes the job record.
 
 TRL, peft and transformers are imported inside the functions, so `tracetune --help` stays fast.
 `create_tiny_model` builds a randomly initialised, few-kilobyte Llama and a byte-level tokenizer
@@ -12,7 +17,10 @@ locally, for trying the provider (and testing it) without downloading a model.
 
 from __future__ import annotations
 
+import os
+import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +85,47 @@ def create_tiny_model(path: Path, hidden_size: int = 32, layers: int = 2) -> Pat
     return path
 
 
+@dataclass(frozen=True)
+class Precision:
+    """Where and in which float format training runs: chosen from what torch reports."""
+
+    device: str
+    use_cpu: bool
+    bf16: bool
+    fp16: bool
+
+    @property
+    def dtype_name(self) -> str:
+        return "bfloat16" if self.bf16 else "float16" if self.fp16 else "float32"
+
+
+def choose_precision(
+    cuda_available: bool, bf16_supported: bool, device_name: str = ""
+) -> Precision:
+    """bf16 on a GPU that has it (Ampere and later), fp16 on older GPUs, fp32 on the CPU."""
+    if not cuda_available:
+        return Precision("cpu", use_cpu=True, bf16=False, fp16=False)
+    return Precision(
+        f"cuda ({device_name})" if device_name else "cuda",
+        use_cpu=False,
+        bf16=bf16_supported,
+        fp16=not bf16_supported,
+    )
+
+
+def detected_precision() -> Precision:
+    import torch
+
+    if not torch.cuda.is_available():
+        return choose_precision(False, False)
+    return choose_precision(True, torch.cuda.is_bf16_supported(), torch.cuda.get_device_name(0))
+
+
+def is_main_process() -> bool:
+    """False in the extra processes `accelerate launch` starts on a multi-GPU machine."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 class LocalProvider:
     def __init__(self, settings: Settings, records: FineTuneRecords) -> None:
         self.records = records
@@ -95,21 +144,33 @@ class LocalProvider:
 
     def start(self, record: FineTuneRecord) -> FineTuneRecord:
         options = self._options(record)
-        record.status = "running"
-        self.records.save(record)
+        main = is_main_process()
+        if main:
+            record.status = "running"
+            self.records.save(record)
         output = self.output_root / record.id
-        history, cancelled = _train(record, options, output, self.records)
+        precision = detected_precision()
+        run = _train(record, options, output, self.records, precision)
+        if not main:
+            return record
         record = self.records.get(record.id)
         record.metrics = {
-            "loss": [{"step": step, "loss": loss} for step, loss in history],
-            "device": _device(),
+            "loss": [{"step": step, "loss": loss} for step, loss in run.history],
+            "device": precision.device,
+            "dtype": precision.dtype_name,
+            "processes": run.processes,
+            "train_runtime_s": round(run.runtime_s, 3),
+            "steps_per_second": round(run.steps / run.runtime_s, 3) if run.runtime_s else None,
         }
-        if cancelled:
+        if run.cancelled:
             record.status = "cancelled"
         else:
             record.status = "succeeded"
             record.fine_tuned_model = str(output.resolve())
-        record.events.append(f"{record.status} after {len(history)} logged steps on {_device()}")
+        record.events.append(
+            f"{record.status} after {len(run.history)} logged steps on {precision.device} "
+            f"({precision.dtype_name}, {record.metrics['steps_per_second']} steps/s)"
+        )
         return self.records.save(record)
 
     def refresh(self, record: FineTuneRecord) -> FineTuneRecord:
@@ -120,18 +181,24 @@ class LocalProvider:
         return self.records.save(record)
 
 
-def _device() -> str:
-    import torch
-
-    return f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
+@dataclass(frozen=True)
+class TrainingRun:
+    history: list[tuple[int, float]]
+    cancelled: bool
+    steps: int
+    runtime_s: float
+    processes: int
 
 
 def _train(
-    record: FineTuneRecord, options: dict[str, Any], output: Path, records: FineTuneRecords
-) -> tuple[list[tuple[int, float]], bool]:
-    """Train for the record's method; returns the logged (step, loss) pairs and if cancelled."""
+    record: FineTuneRecord,
+    options: dict[str, Any],
+    output: Path,
+    records: FineTuneRecords,
+    precision: Precision,
+) -> TrainingRun:
+    """Train for the record's method: the logged (step, loss) pairs, steps and time taken."""
     import datasets
-    import torch
     import transformers
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
@@ -151,7 +218,6 @@ def _train(
                 control.should_training_stop = True
             return control
 
-    cuda = torch.cuda.is_available()
     data_files = {split: path for split, path in record.files.items()}
     dataset = datasets.load_dataset("json", data_files=data_files)
     tokenizer = AutoTokenizer.from_pretrained(record.model)
@@ -172,44 +238,54 @@ def _train(
         "logging_steps": 1,
         "save_strategy": "no",
         "report_to": [],
-        "use_cpu": not cuda,
-        "bf16": cuda and torch.cuda.is_bf16_supported(),
+        "use_cpu": precision.use_cpu,
+        "bf16": precision.bf16,
+        "fp16": precision.fp16,
         "disable_tqdm": True,
         "seed": 0,
     }
     callback = StopWhenCancelled()
     trainer: Any
-    if record.method == "sft":
-        trainer = SFTTrainer(
-            model=model,
-            args=SFTConfig(**common, assistant_only_loss=_marks_generation(tokenizer)),
-            train_dataset=dataset["train"],
-            eval_dataset=dataset.get("validation"),
-            processing_class=tokenizer,
-            peft_config=peft_config,
-            callbacks=[callback],
-        )
-    else:
-        trainer = DPOTrainer(
-            model=model,
-            args=DPOConfig(**common, beta=options["beta"]),
-            train_dataset=dataset["train"],
-            eval_dataset=dataset.get("validation"),
-            processing_class=tokenizer,
-            peft_config=peft_config,
-            callbacks=[callback],
-        )
-    trainer.remove_callback(PrinterCallback)
+    # TRL and transformers announce renames (FutureWarning) on every config: not the user's to fix.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
+        if record.method == "sft":
+            trainer = SFTTrainer(
+                model=model,
+                args=SFTConfig(**common, assistant_only_loss=_marks_generation(tokenizer)),
+                train_dataset=dataset["train"],
+                eval_dataset=dataset.get("validation"),
+                processing_class=tokenizer,
+                peft_config=peft_config,
+                callbacks=[callback],
+            )
+        else:
+            trainer = DPOTrainer(
+                model=model,
+                args=DPOConfig(**common, beta=options["beta"]),
+                train_dataset=dataset["train"],
+                eval_dataset=dataset.get("validation"),
+                processing_class=tokenizer,
+                peft_config=peft_config,
+                callbacks=[callback],
+            )
+        trainer.remove_callback(PrinterCallback)
+        started = time.perf_counter()
         trainer.train()
+    runtime = time.perf_counter() - started
     trainer.save_model(str(output))
     history = [
         (int(entry["step"]), float(entry["loss"]))
         for entry in trainer.state.log_history
         if "loss" in entry and "step" in entry
     ]
-    return history, StopWhenCancelled.cancelled
+    return TrainingRun(
+        history=history,
+        cancelled=StopWhenCancelled.cancelled,
+        steps=int(trainer.state.global_step),
+        runtime_s=runtime,
+        processes=int(trainer.args.world_size),
+    )
 
 
 def _marks_generation(tokenizer: Any) -> bool:

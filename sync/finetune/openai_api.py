@@ -1,6 +1,8 @@
 """The `openai` provider: upload files, create the fine-tuning job, poll it, cancel it.
 
-Works against any OpenAI-compatible base URL (`OPENAI_BASE_URL`). Files are validated against
+Works against any OpenAI-compatible base URL (`OPENAI_BASE_URL`). OpenAI ends self-serve
+fine-tuning (no new jobs from 2027-01-06): a platform that refuses to create the job is answered
+with one line that says so and points at the local provider. Files are validated against
 OpenAI's data rules before the first byte is uploaded; an invalid file fails the job with the
 validation summary and nothing is sent. Each step is saved on the record, so a start retried
 after a crash reuses the uploads and the created job instead of duplicating them.
@@ -8,6 +10,7 @@ after a crash reuses the uploads and the created job instead of duplicating them
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +23,7 @@ from tracetune.sync.errors import (
     ConfigurationError,
     InvalidInputError,
     NotFoundError,
+    RefusedError,
     ServiceUnavailableError,
 )
 from tracetune.sync.export.validation import token_limit_for, validate_file
@@ -52,6 +56,28 @@ def openai_errors(url: str) -> Iterator[None]:
         raise ServiceUnavailableError(f"the OpenAI API at {url} failed: {exc}") from exc
     except openai.APIStatusError as exc:
         raise InvalidInputError(f"the OpenAI API at {url} rejected the request: {exc}") from exc
+
+
+#: HTTP statuses with which a platform refuses to create a fine-tuning job it does not offer
+#: (the files were just uploaded with the same key, so a 403 here is no bad key).
+REFUSAL_STATUSES = frozenset({403, 404, 410})
+#: A 400 is a refusal only when it says the service is not offered any more.
+_NOT_OFFERED = re.compile(
+    r"no longer|not (?:be )?(?:available|supported|allowed|offered)|discontinued|deprecated|"
+    r"ended|retired|sunset",
+    re.IGNORECASE,
+)
+
+
+def refusal_line(url: str, exc: openai.APIStatusError) -> str:
+    """One line for a refused job creation; the platform's own words are kept."""
+    message = _platform_message(exc)
+    return (
+        f"the OpenAI API at {url} refused to create the fine-tuning job (HTTP "
+        f"{exc.status_code}: {message}); OpenAI stopped new self-serve fine-tuning jobs on "
+        "2027-01-06: train with --provider local, or set OPENAI_BASE_URL to a service that "
+        "still accepts jobs"
+    )
 
 
 class OpenAIProvider:
@@ -120,11 +146,18 @@ class OpenAIProvider:
             options["validation_file"] = validation
         if record.suffix:
             options["suffix"] = record.suffix
-        job = self._call(
-            lambda: self.client.fine_tuning.jobs.create(
+        try:
+            job = self.client.fine_tuning.jobs.create(
                 method=method, metadata={"tracetune_job": record.id}, **options
             )
-        )
+        except openai.APIStatusError as exc:
+            if _is_refusal(exc):
+                raise RefusedError(refusal_line(self.url, exc)) from exc
+            with openai_errors(self.url):
+                raise
+        except openai.APIError:
+            with openai_errors(self.url):
+                raise
         record.provider_job_id = job.id
         record.status = job.status
         record.events.append(f"created {job.id} on {self.url}")
@@ -155,3 +188,19 @@ class OpenAIProvider:
         job = self._call(lambda: self.client.fine_tuning.jobs.cancel(job_id))
         record.status = job.status
         return self.records.save(record)
+
+
+def _platform_message(exc: openai.APIStatusError) -> str:
+    """The `error.message` the platform sent, else the SDK's summary of the response."""
+    body: Any = exc.body
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"]).splitlines()[0]
+    return exc.message.splitlines()[0] if exc.message else type(exc).__name__
+
+
+def _is_refusal(exc: openai.APIStatusError) -> bool:
+    if exc.status_code in REFUSAL_STATUSES:
+        return True
+    return exc.status_code == 400 and bool(_NOT_OFFERED.search(_platform_message(exc)))

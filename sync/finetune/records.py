@@ -40,6 +40,8 @@ class FineTuneRecord(BaseModel):
     provider_files: dict[str, str] = Field(default_factory=dict)
     provider_job_id: str | None = None
     fine_tuned_model: str | None = None
+    #: The model registry version this job's model became (`tracetune models show N`).
+    model_version: int | None = None
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     suffix: str | None = None
     error: str | None = None

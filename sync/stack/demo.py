@@ -2,11 +2,14 @@
 
 Starts the local stack, then runs the same commands a user would (printed as it goes): sync the
 bundled sample traces, connect the ML backend, pre-label every task. With auto-review it also
-reviews the tasks that carry LangSmith feedback, exports them and fine-tunes a tiny local model.
+reviews the tasks that carry LangSmith feedback, exports them, registers a tiny local base model
+as the current one, fine-tunes it and evaluates the fine-tune against it (automatic scores and
+a blind comparison project in Label Studio), then says where to look.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -57,6 +60,7 @@ class DemoResult:
     password: str
     prelabels: PrelabelSummary
     reviewed: Counter[str] = field(default_factory=Counter)
+    evaluation: dict[str, Any] = field(default_factory=dict)
 
 
 def _command(args: list[str], env: dict[str, str], report: Report) -> str:
@@ -75,6 +79,38 @@ def _command(args: list[str], env: dict[str, str], report: Report) -> str:
     if result.returncode != 0:
         raise TracetuneError(f"`tracetune {args[0]}` failed with exit code {result.returncode}")
     return result.stdout
+
+
+def _has_current_model(env: dict[str, str]) -> bool:
+    """Whether an earlier demo already left a current model in the registry."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tracetune.sync.cli", "models", "current"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.returncode == 0
+
+
+def evaluate_fine_tune(state_dir: Path, env: dict[str, str], report: Report) -> dict[str, Any]:
+    """Base model current, fine-tune it (registered as the candidate), evaluate the two."""
+    model = state_dir / "tiny-model"
+    _command(["finetune", "tiny-model", str(model)], env, report)
+    if not _has_current_model(env):
+        _command(
+            ["models", "register", "--local", str(model), "--description", "demo base"], env, report
+        )
+        _command(
+            ["models", "promote", "candidate", "--reason", "the base model serves first"],
+            env,
+            report,
+        )
+    start = ["finetune", "start", "--provider", "local", "--model", str(model)]
+    _command([*start, "--param", "max_steps=10", "--now"], env, report)
+    printed = _command(["eval", "run", "--max-new-tokens", "24", "--limit", "20"], env, report)
+    path = Path(printed.strip().splitlines()[-1].removeprefix("report: "))
+    return dict(json.loads(path.read_text()))
 
 
 def prelabel(client: LabelStudio, project_id: int, report: Report) -> PrelabelSummary:
@@ -174,8 +210,12 @@ def run_demo(
         result.reviewed = auto_review(client, project.id)
         report(f"  {dict(result.reviewed)}")
         _command(["export", DEMO_PROJECT, "--now"], env, report)
-        model = state_dir / "tiny-model"
-        _command(["finetune", "tiny-model", str(model)], env, report)
-        start = ["finetune", "start", "--provider", "local", "--model", str(model)]
-        _command([*start, "--param", "max_steps=10", "--now"], env, report)
+        result.evaluation = evaluate_fine_tune(state_dir, env, report)
+        report(
+            f"evaluation: {result.evaluation['headline']}\n"
+            f"  report: {result.evaluation['report_path']}\n"
+            f"  blind comparisons to review: {result.evaluation['review']['url']}\n"
+            "  then: tracetune eval report "
+            f"{result.evaluation['eval_id']}, tracetune models list, tracetune models promote"
+        )
     return result

@@ -21,8 +21,10 @@ from tracetune.sync.errors import ServiceUnavailableError
 from tracetune.sync.export.filters import ExportFilters, FeedbackRule, PiiPolicy
 from tracetune.sync.export.records import ExportRecord, ExportRecords
 from tracetune.sync.export.run import ExportRequest, ExportResult, new_export_id, run_export
+from tracetune.sync.finetune.local_trl import is_main_process
 from tracetune.sync.finetune.records import FineTuneRecord, FineTuneRecords, Method
 from tracetune.sync.finetune.registry import export_files, provider_for, provider_spec
+from tracetune.sync.models.finetunes import register_fine_tune
 from tracetune.sync.redis_client import redis_client
 from tracetune.sync.settings import Settings
 
@@ -134,6 +136,18 @@ def enqueue_export(settings: Settings, options: dict[str, Any], delay_s: int = 0
     return q.enqueue(export_job, options, **common)
 
 
+def settle(settings: Settings, records: FineTuneRecords, record: FineTuneRecord) -> FineTuneRecord:
+    """A succeeded job's model goes into the model registry (once; a retry registers it late).
+
+    A registry that is down raises `ServiceUnavailableError`, so the job is retried like any
+    transient failure; the trained model is already on the record and is not trained again.
+    """
+    if record.status == "succeeded" and is_main_process():
+        register_fine_tune(settings, records, record)
+        return records.get(record.id)
+    return record
+
+
 def finetune_start_job(record_id: str) -> dict[str, Any]:
     """Start a fine-tuning job (RQ job); provider jobs are then polled by `finetune_poll_job`."""
 
@@ -143,7 +157,7 @@ def finetune_start_job(record_id: str) -> dict[str, Any]:
         records = FineTuneRecords(connection)
         record = records.get(record_id)
         if record.done:
-            return record.model_dump()
+            return settle(settings, records, record).model_dump()
         try:
             record = provider_for(record.provider, settings, records).start(record)
         except Exception as exc:
@@ -156,7 +170,7 @@ def finetune_start_job(record_id: str) -> dict[str, Any]:
             raise
         if not record.done and provider_spec(record.provider).polls:
             _enqueue_poll(settings, connection, record.id)
-        return record.model_dump()
+        return settle(settings, records, record).model_dump()
 
     return _guarded(body)
 
@@ -172,7 +186,7 @@ def finetune_poll_job(record_id: str) -> dict[str, Any]:
         record = provider_for(record.provider, settings, records).refresh(record)
         if not record.done:
             _enqueue_poll(settings, connection, record.id)
-        return record.model_dump()
+        return settle(settings, records, record).model_dump()
 
     return _guarded(body)
 

@@ -28,6 +28,9 @@ class OpenAIState:
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     fail_next: int = 0
+    #: When set, `POST /v1/fine_tuning/jobs` answers this (status, message, code), as a platform
+    #: that no longer accepts new jobs does.
+    refuse_jobs: tuple[int, str, str] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
@@ -38,13 +41,16 @@ class OpenAIState:
             self.events.clear()
             self.requests.clear()
             self.fail_next = 0
+            self.refuse_jobs = None
 
     def uploads(self) -> list[str]:
         return [path for method, path in self.requests if method == "POST" and path == "/v1/files"]
 
 
-def _error(status: int, message: str, kind: str = "invalid_request_error") -> Response:
-    response = jsonify({"error": {"message": message, "type": kind, "param": None, "code": None}})
+def _error(
+    status: int, message: str, kind: str = "invalid_request_error", code: str | None = None
+) -> Response:
+    response = jsonify({"error": {"message": message, "type": kind, "param": None, "code": code}})
     response.status_code = status
     return response
 
@@ -116,6 +122,9 @@ def create_app(state: OpenAIState) -> Flask:
     @app.post("/v1/fine_tuning/jobs")
     def create_job() -> Response:
         body = request.get_json(force=True)
+        if state.refuse_jobs is not None:
+            status, message, code = state.refuse_jobs
+            return _error(status, message, code=code)
         for key in ("training_file", "validation_file"):
             if body.get(key) is not None and body[key] not in state.files:
                 return _error(400, f"invalid {key}: {body[key]}")
