@@ -46,7 +46,8 @@ pytestmark = pytest.mark.e2e
 
 EMAIL = "dana.whitfield@example.com"
 PII_QUESTION = f"Hi, this is {EMAIL}: why was my invoice sent twice this month?"
-PII_ANSWER = "Billing retried the charge; open Billing and void the duplicate invoice."
+# The answer repeats the user's address: the pii flag is about the answer under review.
+PII_ANSWER = f"Billing retried the charge for {EMAIL}; open Billing and void the duplicate invoice."
 CORRECTED = (
     "Sorry about that! Billing retried the charge by mistake: open Billing > Invoices, void "
     "the duplicate, and the refund reaches your card within 5 business days."
@@ -252,7 +253,8 @@ def test_a_reviewer_edits_a_prelabelled_task_in_the_browser_and_the_export_has_t
         folder / f"openai_{rows['preference']['set']}.jsonl", rows["preference"]["line"]
     )
     assert pair["preferred_output"] == [{"role": "assistant", "content": CORRECTED}]
-    assert pair["non_preferred_output"] == [{"role": "assistant", "content": PII_ANSWER}]
+    redacted = PII_ANSWER.replace(EMAIL, "[EMAIL]")
+    assert pair["non_preferred_output"] == [{"role": "assistant", "content": redacted}]
     assert [p.name for p in shots.taken] == [
         "01-login.png",
         "02-data-manager-tabs.png",

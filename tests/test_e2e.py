@@ -152,7 +152,9 @@ def test_traces_to_fine_tuned_models_with_lineage_back_to_langsmith(
         r for r in predictions[tasks[TOXIC].id].result if r["from_name"] == Control.FLAGS
     )
     assert "scores" in toxic_flags[PREDICTION_DETAILS_KEY]
-    assert "question" in toxic_flags["value"]["choices"]
+    # Informational: scored on the user's message into the details, never a pre-ticked flag.
+    assert "question" not in toxic_flags["value"]["choices"]
+    assert toxic_flags[PREDICTION_DETAILS_KEY]["prompt_scores"]["question"] >= 0.5
 
     # 4. Reviewers decide; the toxicity flag reaches the backend through the webhook.
     backend_env = {**env, "REDIS_URL": backend_server.redis_url}
