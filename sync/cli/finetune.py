@@ -23,13 +23,17 @@ from tracetune.sync.settings import Settings
 
 FINETUNE_START_HELP = """Start a fine-tuning job on an export (default: the newest one).
 
+Local training is the default provider: OpenAI stopped new self-serve fine-tuning jobs on
+2027-01-06; `--provider openai` stays for organisations and compatible services that still
+accept jobs.
+
 Examples:
+
+  tracetune finetune start --model ./models/tiny --param max_steps=20 --now
 
   tracetune finetune start --provider openai --model gpt-4o-mini-2024-07-18 --suffix docs-qa
 
   tracetune finetune start --provider openai --method dpo --param beta=0.2
-
-  tracetune finetune start --provider local --model ./models/tiny --param max_steps=20 --now
 
   tracetune finetune start --provider local --model ./models/base --prepare
 
@@ -77,7 +81,7 @@ def finetune_start(
         typer.Option(
             help="; ".join(f"{s.name}: {s.description}" for s in PROVIDERS.values()) + ".",
         ),
-    ] = ProviderName("openai"),
+    ] = ProviderName("local"),
     export_id: Annotated[
         str | None, typer.Option("--export", help="Export id (default: the newest).")
     ] = None,
