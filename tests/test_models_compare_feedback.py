@@ -15,7 +15,7 @@ import pytest
 from langsmith import traceable
 from langsmith.wrappers import wrap_openai
 from openai import OpenAI
-from standins.langsmith_api import LangSmithStandIn
+from standins.langsmith import LangSmithStandIn
 from standins.openai_chat import OpenAIChatStandIn, Reply
 from worker_env import tracetune, worker_env
 
