@@ -97,8 +97,8 @@ def test_a_dpo_job_uses_the_preference_files_and_can_be_cancelled(
     env = _env(tmp_path, redis_url, openai_api)
 
     started = tracetune(
-        "finetune", "start", "--method", "dpo", "--param", "beta=0.2", "--now", "--json",
-        env=env, cwd=tmp_path,
+        "finetune", "start", "--provider", "openai", "--method", "dpo", "--param", "beta=0.2",
+        "--now", "--json", env=env, cwd=tmp_path,
     )  # fmt: skip
     record = FineTuneRecord.model_validate_json(started.stdout)
     assert record.status == "validating_files"
@@ -121,7 +121,9 @@ def test_a_file_failing_validation_is_never_uploaded(
     recorded_export(tmp_path, redis_url, reviewed=8, export_id="x-ft-small")
     env = _env(tmp_path, redis_url, openai_api)
 
-    started = tracetune("finetune", "start", "--json", env=env, cwd=tmp_path)
+    started = tracetune(
+        "finetune", "start", "--provider", "openai", "--json", env=env, cwd=tmp_path
+    )
     record_id = json.loads(started.stdout)["id"]
     rq_worker(env)
     record = _wait_for_record(redis_url, record_id)
@@ -145,7 +147,9 @@ def test_a_wrong_key_is_a_one_line_error(
     recorded_export(tmp_path, redis_url, reviewed=30, export_id="x-ft-key")
     env = {**_env(tmp_path, redis_url, openai_api), "OPENAI_API_KEY": "sk-wrong"}
 
-    result = tracetune("finetune", "start", "--now", env=env, cwd=tmp_path, check=False)
+    result = tracetune(
+        "finetune", "start", "--provider", "openai", "--now", env=env, cwd=tmp_path, check=False
+    )
 
     assert result.returncode == 4
     assert result.stderr.startswith("error: the OpenAI API at ")
@@ -172,7 +176,9 @@ def test_a_platform_that_stopped_fine_tuning_is_answered_with_one_line(
     openai_api.state.refuse_jobs = (status, message, code or "")
     env = _env(tmp_path, redis_url, openai_api)
 
-    result = tracetune("finetune", "start", "--now", env=env, cwd=tmp_path, check=False)
+    result = tracetune(
+        "finetune", "start", "--provider", "openai", "--now", env=env, cwd=tmp_path, check=False
+    )
 
     assert result.returncode == 8, result.stderr
     lines = result.stderr.strip().splitlines()

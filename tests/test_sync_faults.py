@@ -91,7 +91,8 @@ def test_two_syncs_at_once_without_redis_leave_one_task_per_run(
     reports = [r for _, r, _ in results if r is not None]
     created = sum(r["imported"] for r in reports)
     assert created >= 1500
-    assert max(r["duplicates_removed"] for r in reports) >= created - 1500
+    # Every extra copy was removed by one sync or the other (both may count one they raced on).
+    assert sum(r["duplicates_removed"] for r in reports) >= created - 1500
 
 
 def test_a_second_sync_is_refused_with_the_holder_and_break_lock_lets_it_run(
