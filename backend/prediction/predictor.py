@@ -22,6 +22,7 @@ from tracetune.backend.concepts.store import Concept, ConceptStore
 from tracetune.backend.prediction.label_targets import LabelTargets, paragraph_texts
 from tracetune.backend.signals import SIGNALS, Reads, Signal, SignalResult, Span
 from tracetune.backend.task_texts import TaskTexts
+from tracetune.backend.vectors.ann import VectorIndexes
 from tracetune.backend.vectors.duplicates import (
     DuplicateIndex,
     DuplicateMatch,
@@ -69,6 +70,7 @@ class Predictor:
         concept_threshold: float = 0.5,
         jaccard_threshold: float = 0.8,
         cosine_threshold: float = 0.95,
+        vector_indexes: VectorIndexes | None = None,
     ) -> None:
         self.client = client
         self.embedder = embedder
@@ -77,6 +79,7 @@ class Predictor:
         self.concept_threshold = concept_threshold
         self.jaccard_threshold = jaccard_threshold
         self.cosine_threshold = cosine_threshold
+        self.vector_indexes = vector_indexes or VectorIndexes(client)
         self.signals: dict[str, Signal] = {name: cls() for name, cls in SIGNALS.items()}
 
     def concepts_for(self, targets: LabelTargets) -> list[Concept]:
@@ -204,7 +207,13 @@ class Predictor:
                 tasks, prompt_signatures, conversation_signatures, strict=True
             )
         ]
-        index = DuplicateIndex(self.client, scope, self.jaccard_threshold, self.cosine_threshold)
+        index = DuplicateIndex(
+            self.client,
+            scope,
+            self.jaccard_threshold,
+            self.cosine_threshold,
+            vectors=self.vector_indexes.get(scope),
+        )
         return index.add_and_match(items)
 
     def _assemble(

@@ -5,7 +5,9 @@ predicted today finds its twin predicted last week in another request. Two MinHa
 per task (the prompt, and the whole conversation) go into LSH bands (16 bands of 8 rows:
 candidates from Jaccard ~0.7, almost all pairs above 0.8 found); candidates are confirmed with
 the signatures' estimated Jaccard. Semantic near-duplicates compare task vectors (the mean of
-the task's text embeddings) by cosine.
+the task's text embeddings) by cosine, through the project's `VectorIndex` (an HNSW graph in
+each process, kept from a log in Redis), so a request costs the same at 1,000 and at 100,000
+tasks. A task lists its `MAX_LISTED` most similar duplicates.
 
 Every task gets a cluster id: its own (`c<task id>`) unless it duplicates a task already
 indexed, whose cluster it then joins. A cluster is therefore stable once given: predicting a
@@ -28,11 +30,13 @@ import redis
 from datasketch import MinHash
 
 from tracetune.backend.cache import content_hash, key
+from tracetune.backend.vectors.ann import VectorIndex
 
 if TYPE_CHECKING:
     from tracetune.backend.vectors.embeddings import Embedder
 
 NUM_PERM = 128
+MAX_LISTED = 20
 BANDS = 16
 ROWS = 8
 SHINGLE_WORDS = 3
@@ -148,19 +152,16 @@ class DuplicateIndex:
         scope: str,
         jaccard_threshold: float = 0.8,
         cosine_threshold: float = 0.95,
+        vectors: VectorIndex | None = None,
     ) -> None:
         self.client = client
         self.scope = scope
         self.jaccard_threshold = jaccard_threshold
         self.cosine_threshold = cosine_threshold
+        self.vectors = vectors if vectors is not None else VectorIndex(client, scope)
 
     def _key(self, *parts: str | int) -> str:
         return key("index", self.scope, *parts)
-
-    def vectors(self) -> dict[int, np.ndarray]:
-        """Every indexed task's vector (also what semantic search reads)."""
-        raw = cast(dict[bytes, bytes], self.client.hgetall(self._key("vectors")))
-        return {int(k): np.frombuffer(v, dtype=np.float32) for k, v in raw.items()}
 
     def add_and_match(self, items: Sequence[IndexItem]) -> list[DuplicateMatch]:
         """Match each item against the project and the batch, then index the batch.
@@ -180,16 +181,18 @@ class DuplicateIndex:
         for item in ordered:
             for kind, signature in item.signatures.items():
                 stored_signatures[kind][item.task_id] = signature
-        vectors = self.vectors()
-        vectors.update({item.task_id: item.vector for item in ordered})
-        ids = np.array(list(vectors), dtype=np.int64)
-        matrix = np.stack(list(vectors.values())) if vectors else np.zeros((0, 1), np.float32)
-        raw_clusters = cast(dict[bytes, bytes], self.client.hgetall(self._key("clusters")))
-        clusters = {int(t): c.decode() for t, c in raw_clusters.items()}
+        similar = self._similar(ordered)
+        matched = {
+            item.task_id: self._match(item, candidates[item.task_id], stored_signatures, similar[i])
+            for i, item in enumerate(ordered)
+        }
+        wanted = sorted(batch_ids | {t for m in matched.values() for t in m.duplicate_of})
+        raw_clusters = cast(list[bytes | None], self.client.hmget(self._key("clusters"), wanted))
+        clusters = {t: c.decode() for t, c in zip(wanted, raw_clusters, strict=True) if c}
 
         matches: dict[int, DuplicateMatch] = {}
         for item in ordered:
-            match = self._match(item, candidates[item.task_id], stored_signatures, ids, matrix)
+            match = matched[item.task_id]
             cluster = clusters.get(item.task_id)
             if cluster is None:
                 owners = [t for t in match.duplicate_of if clusters.get(t)]
@@ -198,6 +201,23 @@ class DuplicateIndex:
             matches[item.task_id] = replace(match, cluster_id=cluster)
         self._store(ordered, clusters)
         return [matches[item.task_id] for item in items]
+
+    def _similar(self, items: Sequence[IndexItem]) -> list[dict[int, float]]:
+        """Per item, the cosine of its nearest indexed tasks and of the rest of its batch.
+
+        A batch task already indexed (predicted again) is scored with its new vector.
+        """
+        matrix = np.stack([item.vector for item in items])
+        ids = [item.task_id for item in items]
+        in_batch = set(ids)
+        within = matrix @ matrix.T
+        found = []
+        for row, hits in enumerate(self.vectors.search(matrix, MAX_LISTED + 2)):
+            scores = {other: score for other, score in hits if other not in in_batch}
+            scores.update({other: float(within[row, col]) for col, other in enumerate(ids)})
+            scores.pop(ids[row])
+            found.append(scores)
+        return found
 
     def _stored_candidates(self, items: Sequence[IndexItem]) -> dict[int, set[int]]:
         pipe = self.client.pipeline(transaction=False)
@@ -246,8 +266,7 @@ class DuplicateIndex:
         item: IndexItem,
         candidates: set[int],
         signatures: dict[str, dict[int, np.ndarray | None]],
-        ids: np.ndarray,
-        matrix: np.ndarray,
+        similar: dict[int, float],
     ) -> DuplicateMatch:
         best_jaccard: dict[int, float] = {}
         for kind, signature in item.signatures.items():
@@ -260,18 +279,16 @@ class DuplicateIndex:
             theirs = np.stack(list(known.values()))
             for other, similarity in zip(others, (theirs == signature).mean(axis=1), strict=True):
                 best_jaccard[other] = max(best_jaccard.get(other, 0.0), float(similarity))
-        similarities = matrix @ item.vector if len(ids) else np.zeros(0, np.float32)
-        similarities = np.where(ids == item.task_id, -np.inf, similarities)
         nearest, nearest_similarity = None, 0.0
-        if len(ids) > 1:
-            position = int(np.argmax(similarities))
-            nearest, nearest_similarity = int(ids[position]), float(similarities[position])
+        if similar:
+            nearest = min(similar, key=lambda t: (-similar[t], t))
+            nearest_similarity = similar[nearest]
         duplicates = {t: s for t, s in best_jaccard.items() if s >= self.jaccard_threshold}
-        for position in np.flatnonzero(similarities >= self.cosine_threshold):
-            other = int(ids[position])
-            duplicates[other] = max(duplicates.get(other, 0.0), float(similarities[position]))
+        for other, similarity in similar.items():
+            if similarity >= self.cosine_threshold:
+                duplicates[other] = max(duplicates.get(other, 0.0), similarity)
         score = max([nearest_similarity, *best_jaccard.values()], default=0.0)
-        ranked = tuple(sorted(duplicates, key=lambda t: (-duplicates[t], t)))
+        ranked = tuple(sorted(duplicates, key=lambda t: (-duplicates[t], t))[:MAX_LISTED])
         return DuplicateMatch(
             cluster_id="",  # given by add_and_match, which knows the clusters
             is_duplicate=bool(ranked),
@@ -306,14 +323,16 @@ class DuplicateIndex:
             pipe.eval(_ADD_TO_BUCKETS, len(bucket_keys), *bucket_keys, *bucket_ids)
         for kind, mapping in signatures.items():
             pipe.hset(self._key("signatures", kind), mapping=mapping)  # type: ignore[arg-type]
-        vectors = {str(item.task_id): item.vector.tobytes() for item in items}
-        pipe.hset(self._key("vectors"), mapping=vectors)  # type: ignore[arg-type]
         ids = {str(item.task_id): clusters[item.task_id] for item in items}
         pipe.hset(self._key("clusters"), mapping=ids)  # type: ignore[arg-type]
         pipe.execute()
+        self.vectors.append(
+            [item.task_id for item in items], np.stack([item.vector for item in items])
+        )
 
     def drop(self) -> None:
         """Delete this index (ad hoc runs clean up after themselves)."""
+        self.vectors.drop()
         for found in self.client.scan_iter(match=self._key("*"), count=1000):
             self.client.delete(found)
 
