@@ -95,13 +95,20 @@ def signatures(client: redis.Redis, texts: Sequence[str]) -> list[np.ndarray | N
     return [found[h] for h in hashes]
 
 
-def _band_keys(signature: np.ndarray) -> list[str]:
+def _band_keys(signature: np.ndarray) -> tuple[str, ...]:
     """One bucket name per band: the band number and a hash of its rows."""
-    names = []
-    for band in range(BANDS):
-        rows = signature[band * ROWS : (band + 1) * ROWS].tobytes()
-        names.append(f"{band}:{hashlib.blake2b(rows, digest_size=8).hexdigest()}")
-    return names
+    return _bands_of(signature.tobytes())
+
+
+@lru_cache(maxsize=16384)
+def _bands_of(raw: bytes) -> tuple[str, ...]:
+    """Remembered: a batch asks for each signature's bands up to three times."""
+    width = ROWS * 4
+    rows = [raw[band * width : (band + 1) * width] for band in range(BANDS)]
+    return tuple(
+        f"{band}:{hashlib.blake2b(part, digest_size=8).hexdigest()}"
+        for band, part in enumerate(rows)
+    )
 
 
 #: Adds ARGV[i] to the set KEYS[i], for all i, in one round trip (a batch touches ~32 buckets
@@ -176,8 +183,12 @@ class DuplicateIndex:
         for task_id, found in in_batch.items():
             candidates[task_id] |= found
         stored_signatures = self._stored_signatures(
-            {c for found in candidates.values() for c in found} - batch_ids
+            {c for found in candidates.values() for c in found} | batch_ids
         )
+        previous = {
+            kind: {t: s for t, s in stored.items() if t in batch_ids}
+            for kind, stored in stored_signatures.items()
+        }
         for item in ordered:
             for kind, signature in item.signatures.items():
                 stored_signatures[kind][item.task_id] = signature
@@ -199,7 +210,7 @@ class DuplicateIndex:
                 cluster = clusters[owners[0]] if owners else f"c{item.task_id}"
                 clusters[item.task_id] = cluster
             matches[item.task_id] = replace(match, cluster_id=cluster)
-        self._store(ordered, clusters)
+        self._store(ordered, clusters, previous)
         return [matches[item.task_id] for item in items]
 
     def _similar(self, items: Sequence[IndexItem]) -> list[dict[int, float]]:
@@ -211,11 +222,14 @@ class DuplicateIndex:
         ids = [item.task_id for item in items]
         in_batch = set(ids)
         within = matrix @ matrix.T
+        np.fill_diagonal(within, -np.inf)
+        keep = min(MAX_LISTED + 1, len(ids) - 1)
+        closest = np.argpartition(-within, keep - 1, axis=1)[:, :keep] if keep > 0 else None
         found = []
         for row, hits in enumerate(self.vectors.search(matrix, MAX_LISTED + 2)):
             scores = {other: score for other, score in hits if other not in in_batch}
-            scores.update({other: float(within[row, col]) for col, other in enumerate(ids)})
-            scores.pop(ids[row])
+            if closest is not None:
+                scores.update({ids[col]: float(within[row, col]) for col in closest[row]})
             found.append(scores)
         return found
 
@@ -243,8 +257,9 @@ class DuplicateIndex:
                         buckets[(kind, band)].add(item.task_id)
         found: dict[int, set[int]] = defaultdict(set)
         for members in buckets.values():
-            for task_id in members:
-                found[task_id] |= members - {task_id}
+            if len(members) > 1:  # most buckets hold one task of the batch
+                for task_id in members:
+                    found[task_id] |= members - {task_id}
         return found
 
     def _stored_signatures(self, task_ids: set[int]) -> dict[str, dict[int, np.ndarray | None]]:
@@ -298,9 +313,14 @@ class DuplicateIndex:
             duplicate_of=ranked,
         )
 
-    def _store(self, items: Sequence[IndexItem], clusters: dict[int, str]) -> None:
-        """Write the batch: LSH buckets in one script call, each hash in one HSET."""
-        known = self._stored_signatures({item.task_id for item in items})
+    def _store(
+        self,
+        items: Sequence[IndexItem],
+        clusters: dict[int, str],
+        known: dict[str, dict[int, np.ndarray | None]],
+    ) -> None:
+        """Write the batch: LSH buckets in one script call, each hash in one HSET; `known`
+        holds the batch's signatures as stored before."""
         bucket_keys: list[str] = []
         bucket_ids: list[int] = []
         signatures: dict[str, dict[str, bytes]] = defaultdict(dict)

@@ -108,12 +108,13 @@ class Embedder:
         assert self._model is not None
         return self._model
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str], exact: bool = False) -> np.ndarray:
         """Raw model call (no cache): normalised float32 vectors, one row per text."""
-        return self.model().encode(list(texts), self.batch_size)
+        return self.model().encode(list(texts), self.batch_size, exact)
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Vectors for `texts` from the cache; only distinct texts it lacks reach the model."""
+    def embed(self, texts: Sequence[str], exact: bool = False) -> np.ndarray:
+        """Vectors for `texts` from the cache; only distinct texts it lacks reach the model
+        (computed in float32 throughout with `exact`, for concept training)."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)  # without loading the model
         hashes = [content_hash(t) for t in texts]
@@ -128,7 +129,7 @@ class Embedder:
         missing = [h for h in unique if h not in found]
         if missing:
             text_of = dict(zip(hashes, texts, strict=True))
-            vectors = self.encode([text_of[h] for h in missing])
+            vectors = self.encode([text_of[h] for h in missing], exact)
             found.update(zip(missing, vectors, strict=True))
             pipe = self.client.pipeline(transaction=False)
             pipe.mset(

@@ -6,7 +6,9 @@ texts sorted by length so a batch pads little, as sentence-transformers does:
 
 - `openvino`: the ONNX graph on OpenVINO's CPU plugin, which computes in bfloat16 on CPUs
   with AMX or AVX512-BF16 (measured within 1e-4 cosine of PyTorch here) and in float32
-  elsewhere. The fastest on CPU, and `auto`'s choice there.
+  elsewhere. The fastest on CPU, and `auto`'s choice there. Concept training asks for exact
+  vectors: those come from a float32 compilation of the same graph, since refitting a
+  classifier amplifies bfloat16's differences (0.023 on a score, against 0.007 for scoring).
 - `onnx`: ONNX Runtime, float32; with the CUDA execution provider when onnxruntime-gpu and
   a GPU are present, else on CPU.
 - `onnx-int8`: ONNX Runtime on the int8 graph. Faster than PyTorch on CPUs without bf16, but
@@ -39,8 +41,9 @@ class Encoder(Protocol):
     #: The runtime and where it runs, for logs and benchmarks (e.g. "openvino CPU bf16").
     description: str
 
-    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
-        """Normalised float32 vectors, one row per text."""
+    def encode(self, texts: Sequence[str], batch_size: int, exact: bool = False) -> np.ndarray:
+        """Normalised float32 vectors, one row per text; `exact` computes in float32 throughout
+        (for concept training, where a refit amplifies bfloat16's small differences)."""
         ...
 
 
@@ -77,7 +80,7 @@ class TorchEncoder:
         self.model = SentenceTransformer(path, device=device)
         self.description = f"torch {device}"
 
-    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int, exact: bool = False) -> np.ndarray:
         vectors = self.model.encode(
             list(texts),
             batch_size=batch_size,
@@ -91,7 +94,12 @@ class TorchEncoder:
 class _GraphEncoder:
     """Tokenise with the folder's tokenizer and run a graph batch by batch, shortest first."""
 
-    def __init__(self, folder: ModelFolder, run: Callable[[dict[str, np.ndarray]], Any]) -> None:
+    def __init__(
+        self,
+        folder: ModelFolder,
+        run: Callable[[dict[str, np.ndarray]], Any],
+        run_exact: Callable[[], Callable[[dict[str, np.ndarray]], Any]] | None = None,
+    ) -> None:
         from tokenizers import Tokenizer
 
         self.tokenizer = Tokenizer.from_file(str(folder.path / "tokenizer.json"))
@@ -99,9 +107,15 @@ class _GraphEncoder:
         pad = self.tokenizer.token_to_id("[PAD]") or 0
         self.tokenizer.enable_padding(pad_id=pad, pad_token="[PAD]")
         self.run = run
+        self._make_exact = run_exact
+        self._exact: Callable[[dict[str, np.ndarray]], Any] | None = None
         self.description = ""
 
-    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int, exact: bool = False) -> np.ndarray:
+        run = self.run
+        if exact and self._make_exact is not None:
+            self._exact = self._exact or self._make_exact()
+            run = self._exact
         order = np.argsort([len(t) for t in texts], kind="stable")
         out: np.ndarray | None = None
         for start in range(0, len(texts), batch_size):
@@ -110,7 +124,7 @@ class _GraphEncoder:
             ids = np.array([e.ids for e in encoded], dtype=np.int64)
             mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
             inputs = dict(zip(INPUT_NAMES, (ids, mask, np.zeros_like(ids)), strict=True))
-            vectors = np.asarray(self.run(inputs), dtype=np.float32)
+            vectors = np.asarray(run(inputs), dtype=np.float32)
             if out is None:
                 out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
             out[rows] = vectors
@@ -137,11 +151,18 @@ def openvino_encoder(folder: ModelFolder, cache_dir: Path | None) -> _GraphEncod
     import openvino
 
     core = openvino.Core()
-    compiled = core.compile_model(
-        str(onnx_file(folder, "fp32", cache_dir)), "CPU", {"PERFORMANCE_HINT": "LATENCY"}
-    )
-    encoder = _GraphEncoder(folder, lambda inputs: compiled(inputs)[0])
+    graph = str(onnx_file(folder, "fp32", cache_dir))
+    compiled = core.compile_model(graph, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
     precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+
+    def float32() -> Callable[[dict[str, np.ndarray]], Any]:
+        exact = core.compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        return lambda inputs: exact(inputs)[0]
+
+    reduced = precision != "f32"
+    encoder = _GraphEncoder(
+        folder, lambda inputs: compiled(inputs)[0], float32 if reduced else None
+    )
     encoder.description = f"openvino CPU {precision}"
     return encoder
 
