@@ -45,7 +45,7 @@ def test_processes_sharing_redis_see_each_others_vectors_and_updates(client: red
     vectors = clustered(300)
     first.append(list(range(1, 201)), vectors[:200])
     second.append(list(range(201, 301)), vectors[200:])
-    assert len(first) == len(second) == 300
+    assert first.size() == second.size() == 300
     moved = unit(np.ones((1, DIM)))
     second.append([7], moved)  # task 7 predicted again with changed texts: the last write wins
     assert np.array_equal(first.vectors_of([7])[7], moved[0])
@@ -83,7 +83,7 @@ def test_a_restarted_process_loads_the_snapshot_and_replays_only_the_tail(
     lagging = VectorIndex(client, "project:3", snapshot_every=100)
     vectors = clustered(1000, seed=3)
     writer.append(list(range(1, 51)), vectors[:50])
-    assert len(lagging) == 50  # it has read the log up to here
+    assert lagging.size() == 50  # it has read the log up to here
     for start in range(50, 1000, 50):
         writer.append(list(range(start + 1, start + 51)), vectors[start : start + 50])
     head = client.hgetall(key("index", "project:3", "vector_snapshot"))
@@ -91,11 +91,11 @@ def test_a_restarted_process_loads_the_snapshot_and_replays_only_the_tail(
     # The log keeps only what came after the previous snapshot, not all 20 batches.
     assert client.xlen(key("index", "project:3", "vector_log")) < 20
     restarted = VectorIndex(client, "project:3", snapshot_every=100)
-    assert len(restarted) == 1000
+    assert restarted.size() == 1000
     got = restarted.vectors_of(list(range(1, 1001)))
     assert all(np.array_equal(got[t], vectors[t - 1]) for t in range(1, 1001))
     # The process that stopped reading before the trims reloads and converges too.
-    assert len(lagging) == 1000
+    assert lagging.size() == 1000
     assert np.array_equal(lagging.vectors_of([999])[999], vectors[998])
     # Only the current snapshot's data is kept.
     generations = list(client.scan_iter(match=key("index", "project:3", "vector_snapshot:*")))
@@ -107,7 +107,7 @@ def test_vectors_of_an_older_version_are_moved_into_the_log(client: redis.Redis)
     legacy = key("index", "project:4", "vectors")
     client.hset(legacy, mapping={str(i + 1): v.tobytes() for i, v in enumerate(vectors)})
     index = VectorIndex(client, "project:4")
-    assert len(index) == 30
+    assert index.size() == 30
     assert np.array_equal(index.vectors_of([30])[30], vectors[29])
     assert not client.exists(legacy)
 

@@ -81,7 +81,7 @@ def nearest(
     The index may hold tasks deleted from Label Studio since; they are skipped, so it is
     asked for as many more.
     """
-    stale = len(index) - len(index.contains(list(tasks)))
+    stale = index.size() - len(index.contains(list(tasks)))
     scores = {
         t: s
         for t, s in index.search(query[np.newaxis], limit + 1 + stale)[0]

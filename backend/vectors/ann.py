@@ -83,7 +83,8 @@ class VectorIndex:
         return self._key("vector_snapshot")
 
     # Reading -----------------------------------------------------------------------------
-    def __len__(self) -> int:
+    def size(self) -> int:
+        """How many tasks have a vector (after reading the log)."""
         with self._lock:
             self.refresh()
             return len(self._rows)
@@ -224,7 +225,7 @@ class VectorIndex:
         """Store this process's state (it was just refreshed) if no other process is at it."""
         lock = self._key("vector_snapshot_lock")
         token = uuid.uuid4().hex
-        if not self.client.set(lock, token, nx=True, ex=LOCK_S) or self._graph is None:
+        if self._graph is None or not self.client.set(lock, token, nx=True, ex=LOCK_S):
             return
         try:
             size = len(self._rows)
@@ -342,7 +343,3 @@ class VectorIndexes:
             if index is None:
                 index = self._indexes[scope] = VectorIndex(self.client, scope, self.snapshot_every)
             return index
-
-    def forget(self, scope: str) -> None:
-        with self._lock:
-            self._indexes.pop(scope, None)
