@@ -176,6 +176,8 @@ class DuplicateIndex:
         Items are handled in task-id order, so which task starts a cluster does not depend on
         how Label Studio batched the requests.
         """
+        if not items:
+            return []
         ordered = sorted(items, key=lambda item: item.task_id)
         batch_ids = {item.task_id for item in ordered}
         candidates = self._stored_candidates(ordered)
