@@ -4,7 +4,10 @@
     .venv/bin/python bench/curve.py [--full] [--stages predict,sync,export]
 
 Every measurement runs in a fresh process, so its peak RSS (`ru_maxrss`) is that stage's
-alone. Floors: predict, raw PyTorch `model.encode` of the measured tasks' texts (paired batch
+alone. `--stages predict-growth` compares predict's cost per task across sizes under the same
+load (the probes of all sizes interleaved in one process; no floor, no RSS).
+
+Floors: predict, raw PyTorch `model.encode` of the measured tasks' texts (paired batch
 by batch); sync, a raw `label-studio-sdk` import of the same prepared tasks; export, the raw
 paginated read of the same reviewed tasks. Predict fills a project with the first N-1,000
 tasks (bench/workload.py) and measures the last 1,000 (tasks per second at N tasks in the
@@ -116,6 +119,41 @@ def predict_stage(size: int) -> Result:
         "duplicate_pairs": expected,
         "nearest_agreement": nearest_same / probe,
     }
+
+
+def predict_growth_stage(sizes: list[int]) -> list[Result]:
+    """Cost per task at each project size, the probe batches of all sizes interleaved.
+
+    Timed one after another, two sizes can see very different load on a shared machine (and
+    the PyTorch floor moves with load far more than the backend does). Here every size has its
+    own project, filled first; then each probe batch is predicted into every project in turn,
+    so all sizes are measured under the same load. Probe tasks are new to every project.
+    """
+    from predict import predictor
+    from workload import tasks
+
+    from tracetune.sync.settings import Settings
+    from tracetune.sync.stack.servers import free_port, start_redis
+
+    with tempfile.TemporaryDirectory(prefix="tracetune-curve-") as tmp:
+        redis = start_redis(free_port(), Path(tmp) / "redis", appendonly=False)
+        try:
+            _, _, predict = predictor(Settings(redis_url=redis.url))
+            for number, size in enumerate(sizes, start=1):
+                for batch in chunks(tasks(0, size - PROBE), BATCH):
+                    predict(batch, f"{number}.0")
+            spent = dict.fromkeys(sizes, 0.0)
+            probes = {size: chunks(tasks(10_000_000 * n, PROBE), BATCH)
+                      for n, size in enumerate(sizes, start=1)}  # fmt: skip
+            for _ in range(PROBE // BATCH):
+                for number, size in enumerate(sizes, start=1):
+                    batch = next(probes[size])
+                    started = time.perf_counter()
+                    predict(batch, f"{number}.0")
+                    spent[size] += time.perf_counter() - started
+        finally:
+            redis.stop()
+    return [{"stage": "predict-growth", "items": size, "seconds": spent[size]} for size in sizes]
 
 
 # --- sync -------------------------------------------------------------------------------------
@@ -236,6 +274,11 @@ def export_stage(sizes: list[int]) -> Iterator[Result]:
                    "floor_peak_rss_mb": raw["peak_rss_mb"]}  # fmt: skip
 
 
+def growth_rows(sizes: list[int]) -> Result:
+    """`predict_growth_stage` with its rows in one result, for `in_child`."""
+    return {"rows": predict_growth_stage(sizes)}
+
+
 # --- running ----------------------------------------------------------------------------------
 def _child_main(work: Callable[..., Result], send: Any, args: tuple[Any, ...]) -> None:
     send.send(work(*args))
@@ -273,7 +316,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="also 100,000 items (long)")
     parser.add_argument("--sizes", help="comma-separated sizes instead of 1000,10000[,100000]")
-    parser.add_argument("--stages", default="predict,sync,export")
+    parser.add_argument(
+        "--stages", default="predict,sync,export", help="also: predict-growth (interleaved)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [1000, 10_000]
     if args.full and not args.sizes:
@@ -283,6 +328,15 @@ def main() -> int:
     for stage in args.stages.split(","):
         if stage == "predict":
             produced: Iterator[Result] = (in_child(predict_stage, size) for size in sizes)
+        elif stage == "predict-growth":
+            growth = in_child(growth_rows, sizes)["rows"]
+            smallest = growth[0]["seconds"]
+            for row in growth:
+                per_task = 1000 * row["seconds"] / PROBE
+                print(f"predict-growth {row['items']:>7}  {per_task:8.2f} ms/task at that size, "
+                      f"{row['seconds'] / smallest:.2f}x the smallest")  # fmt: skip
+            print(f"predict_growth_interleaved={growth[-1]['seconds'] / smallest:.2f}")
+            continue
         elif stage == "sync":
             produced = sync_stage(sizes)
         elif stage == "export":
