@@ -20,5 +20,7 @@ RUN pip install '.[train]'
 
 RUN useradd --create-home tracetune
 USER tracetune
+# The embedding model as ONNX, exported from the installed files into the user's model cache.
+RUN python -W ignore -m tracetune.backend.vectors.onnx_export
 ENTRYPOINT ["tracetune"]
 CMD ["--help"]

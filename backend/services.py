@@ -19,6 +19,7 @@ from tracetune.backend.concepts.scoring import ConceptScorer
 from tracetune.backend.concepts.store import ConceptStore
 from tracetune.backend.concepts.training import BackgroundTrainer, train
 from tracetune.backend.prediction.predictor import Predictor
+from tracetune.backend.vectors.ann import VectorIndexes
 from tracetune.backend.vectors.embeddings import Embedder
 from tracetune.sync.redis_client import redis_client
 from tracetune.sync.settings import Settings
@@ -35,13 +36,19 @@ class Backend:
     scorer: ConceptScorer
     trainer: BackgroundTrainer
     predictor: Predictor
+    vector_indexes: VectorIndexes
 
     @classmethod
     def create(cls, settings: Settings) -> Backend:
         client = redis_client(settings.redis_url, check=False)
         embedder = Embedder(
-            settings.tracetune_embedding_model, client, settings.tracetune_embedding_batch_size
+            settings.tracetune_embedding_model,
+            client,
+            settings.tracetune_embedding_batch_size,
+            backend=settings.tracetune_embedding_backend,
+            cache_dir=settings.tracetune_model_cache_dir,
         )
+        vector_indexes = VectorIndexes(client, settings.tracetune_index_snapshot_every)
         concepts = ConceptStore(client)
         scorer = ConceptScorer(concepts, embedder)
         predictor = Predictor(
@@ -51,6 +58,7 @@ class Backend:
             scorer,
             concept_threshold=settings.tracetune_concept_threshold,
             duplicate_threshold=settings.tracetune_near_duplicate_threshold,
+            vector_indexes=vector_indexes,
         )
         return cls(
             settings=settings,
@@ -60,6 +68,7 @@ class Backend:
             scorer=scorer,
             trainer=BackgroundTrainer(concepts, embedder),
             predictor=predictor,
+            vector_indexes=vector_indexes,
         )
 
     def ensure_builtins(self) -> None:

@@ -6,6 +6,7 @@ Secrets are `SecretStr` so that they never show up in logs, reprs or task data.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,6 +71,10 @@ class Settings(BaseSettings):
     tracetune_concept_threshold: float | None = Field(default=None, gt=0, lt=1)
     #: MinHash Jaccard that both the user turns and the answer must reach for a near-duplicate.
     tracetune_near_duplicate_threshold: float = Field(default=0.75, gt=0, le=1)
+    # embedding runtime, vector index (docs/backend.md "Embedding runtimes", "Near-duplicates")
+    tracetune_embedding_backend: Literal["auto", "torch", "onnx", "onnx-int8", "openvino"] = "auto"
+    tracetune_model_cache_dir: Path | None = None
+    tracetune_index_snapshot_every: int = Field(default=10_000, ge=100)
 
     @property
     def export_dir(self) -> Path:

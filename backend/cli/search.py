@@ -13,11 +13,17 @@ from tracetune.sync.errors import NotFoundError
 from tracetune.sync.settings import Settings
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from tracetune.backend.services import Backend
+    from tracetune.backend.task_texts import TaskTexts
+    from tracetune.backend.vectors.ann import VectorIndex
 
 
-def _search_setup(project: str) -> tuple[Backend, Any, str, dict[int, Any], dict[int, Any]]:
-    from tracetune.backend.prediction.search import project_vectors, task_texts
+def _search_setup(
+    project: str,
+) -> tuple[Backend, VectorIndex, str, dict[int, TaskTexts], dict[int, np.ndarray]]:
+    from tracetune.backend.prediction.search import project_index, task_texts, unindexed_vectors
     from tracetune.sync.label_studio.gateway import LabelStudioGateway, label_studio_errors
 
     settings = Settings()
@@ -29,8 +35,9 @@ def _search_setup(project: str) -> tuple[Backend, Any, str, dict[int, Any], dict
             project=found.id, page_size=settings.tracetune_page_size, fields="task_only"
         )
         tasks = task_texts(backend, ({"id": t.id, "data": t.data} for t in listed))
-    vectors = project_vectors(backend, found.id, tasks)
-    return backend, found, f"{gateway.url}/projects/{found.id}/data?task=", tasks, vectors
+    index = project_index(backend, found.id)
+    extra = unindexed_vectors(backend, index, tasks)
+    return backend, index, f"{gateway.url}/projects/{found.id}/data?task=", tasks, extra
 
 
 def _print_hits(hits: list[Any], link: str, as_json: bool) -> None:
@@ -57,9 +64,9 @@ def search(
     """
     from tracetune.backend.prediction.search import nearest
 
-    backend, _, link, tasks, vectors = _search_setup(project)
+    backend, index, link, tasks, extra = _search_setup(project)
     query = backend.embedder.embed([text])[0]
-    _print_hits(nearest(vectors, query, tasks, limit), link, as_json)
+    _print_hits(nearest(index, extra, query, tasks, limit), link, as_json)
 
 
 def similar(
@@ -72,12 +79,13 @@ def similar(
 
     Example: `tracetune similar "Docs QA review" 42`
     """
-    from tracetune.backend.prediction.search import nearest
+    from tracetune.backend.prediction.search import nearest, vector_of
 
-    _, _, link, tasks, vectors = _search_setup(project)
-    if task_id not in vectors:
+    _, index, link, tasks, extra = _search_setup(project)
+    if task_id not in tasks:
         raise NotFoundError(f"task {task_id} is not in the project (or has no text)")
-    _print_hits(nearest(vectors, vectors[task_id], tasks, limit, exclude=task_id), link, as_json)
+    query = vector_of(index, extra, task_id)
+    _print_hits(nearest(index, extra, query, tasks, limit, exclude=task_id), link, as_json)
 
 
 def register(app: typer.Typer) -> None:

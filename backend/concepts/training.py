@@ -53,7 +53,7 @@ def train(store: ConceptStore, embedder: Embedder, name: str) -> TrainResult:
         if stored.model is not None and stored.trained_on == digest:
             m = stored.model
             return TrainResult(name, stored.version, False, m.cv_auc, m.positives, m.negatives)
-        vectors = embedder.embed([e.text for e in examples])
+        vectors = embedder.embed([e.text for e in examples], exact=True)
         labels = np.array([e.label for e in examples], dtype=np.int64)
         fitted = concept_model.fit(vectors, labels)
         version = store.save_model(name, fitted, digest)

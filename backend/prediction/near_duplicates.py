@@ -117,7 +117,7 @@ class NearDuplicateRule:
         return bool(similarities) and min(similarities.values()) >= self.threshold
 
 
-def _side_signatures(
+def side_signatures(
     client: redis.Redis, users: Sequence[str], answers: Sequence[str]
 ) -> list[dict[str, np.ndarray | None]]:
     user_sigs = signatures(client, users, question_shingles, "q3")
@@ -132,7 +132,7 @@ def task_signatures(
     client: redis.Redis, tasks: Sequence[TaskTexts]
 ) -> list[dict[str, np.ndarray | None]]:
     """Per task, the signature of each side it has: its user turns and its answers."""
-    return _side_signatures(client, [t.user_turns for t in tasks], [t.answers for t in tasks])
+    return side_signatures(client, [t.user_turns for t in tasks], [t.answers for t in tasks])
 
 
 def find_near_duplicates(
@@ -152,7 +152,7 @@ def find_near_duplicates(
         items = [
             IndexItem(position, sides, vector)
             for position, (sides, vector) in enumerate(
-                zip(_side_signatures(client, questions, answers), vectors, strict=True), start=1
+                zip(side_signatures(client, questions, answers), vectors, strict=True), start=1
             )
         ]
         return index.add_and_match(items)

@@ -31,6 +31,7 @@ from tracetune.backend.prediction.near_duplicates import (
 from tracetune.backend.signals import SIGNALS, Reads, Signal, SignalResult, Span
 from tracetune.backend.signals.base import SIGNAL_THRESHOLD
 from tracetune.backend.task_texts import TaskTexts
+from tracetune.backend.vectors.ann import VectorIndexes
 from tracetune.backend.vectors.duplicates import DuplicateIndex, DuplicateMatch, IndexItem
 from tracetune.backend.vectors.embeddings import Embedder
 
@@ -88,6 +89,7 @@ class Predictor:
         scorer: ConceptScorer,
         concept_threshold: float | None = None,
         duplicate_threshold: float = DEFAULT_THRESHOLD,
+        vector_indexes: VectorIndexes | None = None,
     ) -> None:
         self.client = client
         self.embedder = embedder
@@ -95,6 +97,7 @@ class Predictor:
         self.scorer = scorer
         self.concept_threshold = concept_threshold
         self.duplicate_rule = NearDuplicateRule(duplicate_threshold)
+        self.vector_indexes = vector_indexes or VectorIndexes(client)
         self.signals: dict[str, Signal] = {name: cls() for name, cls in SIGNALS.items()}
 
     def concepts_for(self, targets: LabelTargets) -> list[Concept]:
@@ -262,7 +265,10 @@ class Predictor:
             IndexItem(task.task_id, sides, task_vector(task, vectors))
             for task, sides in zip(tasks, task_signatures(self.client, tasks), strict=True)
         ]
-        return DuplicateIndex(self.client, scope, self.duplicate_rule).add_and_match(items)
+        index = DuplicateIndex(
+            self.client, scope, self.duplicate_rule, vectors=self.vector_indexes.get(scope)
+        )
+        return index.add_and_match(items)
 
     def _assemble(
         self,

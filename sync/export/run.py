@@ -207,7 +207,9 @@ def run_export(settings: Settings, request: ExportRequest) -> ExportResult:
     """Read the project's tasks in pages and export them."""
     with TaskReader(settings) as reader:
         project_id, title = reader.resolve_project(request.project)
-        tasks = [task for page in reader.pages(project_id) for task in page]
+        # A generator: each page's task JSON is reduced to its decision and dropped as the
+        # next page is read, instead of holding the whole project's JSON at once.
+        tasks = (task for page in reader.pages(project_id) for task in page)
         export_id = request.export_id or new_export_id()
         project = {"id": project_id, "title": title, "label_studio_url": reader.url}
         root = settings.export_dir / f"project-{project_id}"
