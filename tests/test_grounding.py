@@ -124,3 +124,17 @@ def test_the_validation_set_shares_nothing_with_the_development_set() -> None:
         verdicts = Counter(_verdict(row) for row in rows)
         assert set(verdicts) == {"grounded", "partially", "not grounded"}
         assert min(verdicts.values()) >= 15, verdicts  # every verdict well represented
+
+
+def test_the_held_out_set_shares_nothing_with_the_sets_the_judge_was_built_on() -> None:
+    """The blind held-out set is only ever scored: no passage, question or sentence of it may
+    appear in the development or validation set."""
+    seen = _texts(_rows("grounding_dev.jsonl")) | _texts(_rows("grounding_validation.jsonl"))
+    held_out = _rows("grounding_heldout.jsonl")
+    assert len(held_out) == 80
+    assert not _texts(held_out) & seen
+    assert set(Counter(_verdict(row) for row in held_out)) == {
+        "grounded",
+        "partially",
+        "not grounded",
+    }
