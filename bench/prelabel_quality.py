@@ -6,8 +6,9 @@ review) and its gold flags about that answer. The tasks are laid out by the sync
 `conversation_task`, predicted by the backend's `Predictor` in batches of 100 (as Label Studio
 sends them) against a fresh duplicate index, and compared with the gold flags:
 
-- macro precision and recall over the review flags (`DEFAULT_FLAGS`) that have gold positives
-  or predictions,
+- macro precision and recall over the flags the config offers (the review flags,
+  `DEFAULT_FLAGS`, plus informational ones named with `--opt-in`) that have gold positives or
+  predictions; gold flags the config does not offer are not asked of the backend,
 - wrong ticks per task (a flag to untick or to add: what a reviewer has to fix),
 - the share of tasks needing no change (predicted flags == gold flags),
 - per-flag counts, precision and recall.
@@ -24,6 +25,7 @@ fires; `--record` writes each concept's figures on the development set into its
 
   .venv/bin/python bench/prelabel_quality.py                      # held-out set
   .venv/bin/python bench/prelabel_quality.py --set tests/validation/prelabel_dev.jsonl
+  .venv/bin/python bench/prelabel_quality.py --opt-in code         # as a project offering code
   .venv/bin/python bench/prelabel_quality.py --sample
 
 Needs REDIS_URL (a scratch database: the run's duplicate index is dropped at the end).
@@ -54,7 +56,7 @@ from tracetune.backend.task_texts import TaskTexts, read_task
 from tracetune.backend.vectors.duplicates import DuplicateIndex
 from tracetune.sync.conversation import Conversation, Message
 from tracetune.sync.label_config import render_label_config
-from tracetune.sync.review_kinds import DEFAULT_FLAGS, ReviewKind
+from tracetune.sync.review_kinds import DEFAULT_FLAGS, INFORMATIONAL_FLAGS, ReviewKind
 from tracetune.sync.settings import Settings
 from tracetune.sync.task_data import conversation_task
 
@@ -125,9 +127,12 @@ def sample_tasks() -> list[dict[str, Any]]:
     return [planned.data for planned in planned_tasks(stream, kind, tally)]
 
 
-def predict(backend: Backend, datas: Iterable[dict[str, Any]]) -> list[TaskAnalysis]:
-    """Predict tasks in Label Studio-sized batches against a fresh project index."""
-    targets = read_targets(render_label_config(ReviewKind.CHAT, DEFAULT_FLAGS))
+def predict(
+    backend: Backend, datas: Iterable[dict[str, Any]], flags: tuple[str, ...] = DEFAULT_FLAGS
+) -> list[TaskAnalysis]:
+    """Predict tasks in Label Studio-sized batches against a fresh project index, for a
+    project whose config offers `flags`."""
+    targets = read_targets(render_label_config(ReviewKind.CHAT, flags))
     scope = f"quality:{uuid.uuid4().hex}"
     texts = [
         read_task({"id": i, "data": data}, i, ReviewKind.CHAT, 200_000)
@@ -142,22 +147,25 @@ def predict(backend: Backend, datas: Iterable[dict[str, Any]]) -> list[TaskAnaly
     return analyses
 
 
-def score(tasks: list[LabelledTask], analyses: list[TaskAnalysis]) -> dict[str, Any]:
-    counts = {flag: FlagCounts() for flag in DEFAULT_FLAGS}
+def score(
+    tasks: list[LabelledTask], analyses: list[TaskAnalysis], flags: tuple[str, ...]
+) -> dict[str, Any]:
+    counts = {flag: FlagCounts() for flag in flags}
     wrong_ticks = 0
     unchanged = 0
     for task, analysis in zip(tasks, analyses, strict=True):
         predicted = set(analysis.fired)
-        wrong_ticks += len(predicted ^ task.gold)
-        unchanged += predicted == task.gold
-        for flag in DEFAULT_FLAGS:
-            hit, gold = flag in predicted, flag in task.gold
-            if hit and gold:
+        gold = task.gold & set(flags)  # a reviewer cannot tick what the config lacks
+        wrong_ticks += len(predicted ^ gold)
+        unchanged += predicted == gold
+        for flag in flags:
+            hit, gold_flag = flag in predicted, flag in gold
+            if hit and gold_flag:
                 counts[flag].true_positive += 1
             elif hit:
                 counts[flag].false_positive += 1
                 counts[flag].wrong.append(task.key)
-            elif gold:
+            elif gold_flag:
                 counts[flag].false_negative += 1
                 counts[flag].misses.append(task.key)
     scored = [c for c in counts.values() if c.precision is not None or c.recall is not None]
@@ -187,14 +195,15 @@ def concept_figures(
     backend: Backend, tasks: list[LabelledTask], texts: list[TaskTexts]
 ) -> dict[str, dict[str, Any]]:
     """Each answer-reading built-in concept on the development set's answers: ROC-AUC, and
-    precision and recall at its calibrated threshold, against the gold flag it sets."""
+    precision and recall at its calibrated threshold, against the gold flag it sets (review
+    and informational flags alike, where the set labels any)."""
     answers = [t.fields["answer"] for t in texts]
     vectors = backend.embedder.embed(answers)
     figures = {}
     for concept in builtin_concepts():
-        if concept.flag not in DEFAULT_FLAGS:
-            continue
         labels = np.array([concept.flag in t.gold for t in tasks], dtype=np.int64)
+        if concept.flag not in (*DEFAULT_FLAGS, *INFORMATIONAL_FLAGS) or not labels.any():
+            continue
         _, model = backend.scorer.models([concept.name])[concept.name]
         scores = model.score(vectors)
         precision, recall = precision_recall_at(scores, labels, model.threshold)
@@ -260,6 +269,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--record", action="store_true", help="store concept figures on the development set"
     )
+    parser.add_argument(
+        "--opt-in",
+        action="append",
+        default=[],
+        choices=INFORMATIONAL_FLAGS,
+        help="also offer this informational flag, as a project that opts in (repeatable)",
+    )
     parser.add_argument("--errors", action="store_true", help="list wrong and missed tasks")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
@@ -273,16 +289,17 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     backend = Backend.create(Settings())
     backend.ensure_builtins()
+    flags = (*DEFAULT_FLAGS, *args.opt_in)
     if args.sample:
-        analyses = predict(backend, sample_tasks())
+        analyses = predict(backend, sample_tasks(), flags)
         fired = Counter(flag for a in analyses for flag in a.fired)
         clean = sum(1 for a in analyses if not a.fired)
         print(f"sample tasks: {len(analyses)}, with no flag: {clean}")
         print(", ".join(f"{flag} {n}" for flag, n in fired.most_common()) or "no flags")
         return 0
     tasks = load_set(args.set)
-    analyses = predict(backend, [t.data for t in tasks])
-    result = score(tasks, analyses)
+    analyses = predict(backend, [t.data for t in tasks], flags)
+    result = score(tasks, analyses, flags)
     if args.json:
         print(json.dumps(result))
     else:

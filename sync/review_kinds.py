@@ -70,15 +70,21 @@ DEFAULT_FLAGS: tuple[str, ...] = (
     "non_english",
     "refusal",
     "self_reference",
-    "code",
     "toxicity",
     "profanity",
 )
 
 #: Informational flags: the backend scores them into every prediction's details, but they are
 #: no problem to fix, so a config offers them (and the backend pre-selects them) only when the
-#: project opts in by adding the choice to its config's `flags`.
-INFORMATIONAL_FLAGS: tuple[str, ...] = ("question", "negative_sentiment", "positive_sentiment")
+#: project opts in by adding the choice to its config's `flags`. `code` is one: a code block is
+#: what a documentation or developer assistant should answer with (on the bundled sample it
+#: fired on 101 of 291 answers, all true); a project whose bot must never send code opts in.
+INFORMATIONAL_FLAGS: tuple[str, ...] = (
+    "code",
+    "question",
+    "negative_sentiment",
+    "positive_sentiment",
+)
 
 #: What each built-in flag judges, shown to reviewers as the choice's hint.
 FLAG_HINTS: dict[str, str] = {

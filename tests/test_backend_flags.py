@@ -68,7 +68,6 @@ def test_the_same_problems_in_the_answer_do_tick(backend: Backend) -> None:
         "pii": "Done, Maria. I've texted the new seat to your mobile, 07700 914 223.",
         "self_reference": "As an AI language model, I can't see seat maps, but Manage booking can.",
         "refusal": "I'm sorry, but I can't help with that.",
-        "code": "Use the API:\n\n```bash\ncurl -X POST https://api.acme.test/v1/seats\n```",
     }
     analyses = analyse(backend, [(question, a) for a in answers.values()])
     for flag, analysis in zip(answers, analyses, strict=True):
@@ -76,12 +75,18 @@ def test_the_same_problems_in_the_answer_do_tick(backend: Backend) -> None:
 
 
 def test_informational_flags_fire_only_where_the_project_offers_them(backend: Backend) -> None:
-    pair = ("This is great, thank you so much!", "Which plan are you on, Free or Team?")
-    (default,) = analyse(backend, [pair])
-    (opted_in,) = analyse(backend, [pair], (*DEFAULT_FLAGS, *INFORMATIONAL_FLAGS))
-    assert default.fired == []
-    assert default.scores["question"] >= 0.5  # scored into the details all the same
-    assert "question" in opted_in.fired  # the answer asks the user back
+    asks_back = ("This is great, thank you so much!", "Which plan are you on, Free or Team?")
+    with_code = (
+        "How do I add a seat from a script?",
+        "Use the API:\n\n```bash\ncurl -X POST https://api.acme.test/v1/seats\n```",
+    )
+    default = analyse(backend, [asks_back, with_code])
+    opted_in = analyse(backend, [asks_back, with_code], (*DEFAULT_FLAGS, *INFORMATIONAL_FLAGS))
+    assert [a.fired for a in default] == [[], []]
+    assert default[0].scores["question"] >= 0.5  # scored into the details all the same
+    assert default[1].scores["code"] >= 0.5
+    assert "question" in opted_in[0].fired  # the answer asks the user back
+    assert "code" in opted_in[1].fired
 
 
 def test_a_near_duplicate_repeats_the_question_up_to_trivial_differences_and_the_answer(

@@ -265,7 +265,7 @@ def test_the_sync_and_connect_give_a_data_manager_tab_per_flag(
     hidden = by_title["pii"]["data"]["hiddenColumns"]["explore"]
     assert "tasks:data.dialogue" in hidden and "tasks:data.messages" in hidden
     assert "tasks:data.prompt" not in hidden and "tasks:data.answer" not in hidden
-    for flag in ("pii", "non_english", "self_reference", "code"):
+    for flag in ("pii", "non_english", "self_reference", "refusal"):
         listed = gateway.api_json("GET", "/api/tasks/", params={"view": by_title[flag]["id"],
                                                                 "project": project.id})  # fmt: skip
         expected = {t for t, flags in flagged.items() if flag in flags}
