@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -245,7 +246,7 @@ MIXED = (
 def test_a_dry_run_of_a_mixed_file_of_every_shape_meets_no_unknown_shape(tmp_path: Path) -> None:
     mixed = tmp_path / "all_shapes.jsonl"
     mixed.write_bytes(b"".join((RUNS / f"{name}.jsonl").read_bytes() for name in MIXED))
-    tracetune = str(Path(".venv/bin/tracetune").resolve())
+    tracetune = str(Path(sys.executable).with_name("tracetune"))
     for extra in ([], ["--all-runs"]):
         result = subprocess.run(
             [tracetune, "sync", "--file", str(mixed), "--dry-run", "--json", *extra],

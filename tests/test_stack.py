@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from tracetune.sync.stack.servers import free_port
 
 pytestmark = pytest.mark.integration
 
-TRACETUNE = str(Path(".venv/bin/tracetune").resolve())
+TRACETUNE = str(Path(sys.executable).with_name("tracetune"))
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from sync_helpers import cli_env, qa_run, write_jsonl
 
 from tracetune.sync.stack.servers import LabelStudioServer, free_port
 
-TRACETUNE = str(Path(".venv/bin/tracetune").resolve())
+TRACETUNE = str(Path(sys.executable).with_name("tracetune"))
 
 
 def _tracetune(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,7 +28,7 @@ from tracetune.sync.stack.servers import LabelStudioServer, free_port
 
 pytestmark = pytest.mark.integration
 
-TRACETUNE = str(Path(".venv/bin/tracetune").resolve())
+TRACETUNE = str(Path(sys.executable).with_name("tracetune"))
 
 
 def _start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:

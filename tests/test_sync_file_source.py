@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from tracetune.sync.langsmith import file_source
 from tracetune.sync.langsmith.file_source import RunFileSource, RunFilters
 from tracetune.sync.langsmith.sources import BUNDLED_SAMPLE
 
-TRACETUNE = str(Path(".venv/bin/tracetune").resolve())
+TRACETUNE = str(Path(sys.executable).with_name("tracetune"))
 SAMPLE_FEEDBACK = BUNDLED_SAMPLE.with_name("sample_feedback.jsonl")
 
 

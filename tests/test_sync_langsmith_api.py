@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -41,7 +42,7 @@ from tracetune.sync.stack.servers import LabelStudioServer, free_port
 V2 = "/api/v2/runs/query"
 V1 = "/runs/query"
 
-TRACETUNE = str(Path(".venv/bin/tracetune").resolve())
+TRACETUNE = str(Path(sys.executable).with_name("tracetune"))
 
 
 _SDK_PREFIXES = ("LANGSMITH_", "LANGCHAIN_")
