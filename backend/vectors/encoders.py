@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -147,6 +148,23 @@ def onnxruntime_encoder(folder: ModelFolder, int8: bool, cache_dir: Path | None)
     return encoder
 
 
+def _per_thread(compiled: Any) -> Callable[[dict[str, np.ndarray]], Any]:
+    """Inference on a compiled OpenVINO model from any thread: one infer request per thread.
+
+    Calling the compiled model itself shares one request, which a second request thread of
+    the same gunicorn worker finds busy (`RuntimeError`) while the first is still running.
+    """
+    local = threading.local()
+
+    def run(inputs: dict[str, np.ndarray]) -> Any:
+        request = getattr(local, "request", None)
+        if request is None:
+            request = local.request = compiled.create_infer_request()
+        return request.infer(inputs)[0]
+
+    return run
+
+
 def openvino_encoder(folder: ModelFolder, cache_dir: Path | None) -> _GraphEncoder:
     import openvino
 
@@ -156,13 +174,10 @@ def openvino_encoder(folder: ModelFolder, cache_dir: Path | None) -> _GraphEncod
     precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
 
     def float32() -> Callable[[dict[str, np.ndarray]], Any]:
-        exact = core.compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-        return lambda inputs: exact(inputs)[0]
+        return _per_thread(core.compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}))
 
     reduced = precision != "f32"
-    encoder = _GraphEncoder(
-        folder, lambda inputs: compiled(inputs)[0], float32 if reduced else None
-    )
+    encoder = _GraphEncoder(folder, _per_thread(compiled), float32 if reduced else None)
     encoder.description = f"openvino CPU {precision}"
     return encoder
 
