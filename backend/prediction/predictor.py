@@ -143,13 +143,17 @@ class Predictor:
         not trained yet counts with what it will be trained on, so training it on first use
         does not move the version.
 
-        Kept per config and concept state: the same stored definitions and fitted models
-        give the same version without digesting them again.
+        Kept per config, signal versions, thresholds and concept state: the same inputs give
+        the same version without digesting them again.
         """
         stored = self._stored_concepts(targets)
+        signals = {name: s.version for name, s in self.signals.items()}
+        settings = (self.concept_threshold, self.duplicate_rule.threshold, RULE_VERSION)
         memo_key = (
             targets,
             tuple(sorted(judges.items())),
+            tuple(signals.items()),
+            settings,
             tuple((s.concept.name, s.definition, s.trained_on) for s in stored),
         )
         known = self._versions.get(memo_key)
@@ -165,9 +169,9 @@ class Predictor:
                 fitted = False
             states.append(ConceptState(entry.concept.name, entry.definition, trained_on))
         version = model_version(
-            signals={name: s.version for name, s in self.signals.items()},
+            signals=signals,
             concepts=states,
-            settings=(self.concept_threshold, self.duplicate_rule.threshold, RULE_VERSION),
+            settings=settings,
             config_digest=json.dumps(asdict(targets), sort_keys=True, default=sorted),
             judges=judges,
         )

@@ -220,10 +220,10 @@ class DuplicateIndex:
         ordered = sorted(items, key=lambda item: item.task_id)
         batch_ids = {item.task_id for item in ordered}
         candidates = self._stored_candidates(ordered)
-        for task_id, found in self._batch_candidates(ordered).items():
-            candidates[task_id] |= found
+        for task_id, in_batch in self._batch_candidates(ordered).items():
+            candidates[task_id] |= in_batch
         stored_signatures = self._stored_signatures(
-            {c for found in candidates.values() for c in found} | batch_ids
+            {c for proposed in candidates.values() for c in proposed} | batch_ids
         )
         previous = {
             kind: {t: s for t, s in stored.items() if t in batch_ids}
@@ -241,7 +241,7 @@ class DuplicateIndex:
             MAX_LISTED,
         )
         nearest = self._nearest(ordered)
-        wanted = sorted(batch_ids | {t for found in scored for t in found.duplicate_of})
+        wanted = sorted(batch_ids | {t for match in scored for t in match.duplicate_of})
         raw_clusters = cast(list[bytes | None], self.client.hmget(self._key("clusters"), wanted))
         clusters = {t: c.decode() for t, c in zip(wanted, raw_clusters, strict=True) if c}
 

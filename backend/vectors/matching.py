@@ -100,7 +100,7 @@ def score_candidates(
     ends = np.minimum(np.searchsorted(ranked_task, positions, side="right"), starts + listed)
     offsets = np.concatenate([[0], np.cumsum(counts)])
     scored = []
-    for position in positions:
+    for position in range(len(sides)):
         own = slice(offsets[position], offsets[position + 1])
         best = float(closeness[own][judged[own]].max()) if judged[own].any() else 0.0
         ranked = others[order[starts[position] : ends[position]]]
