@@ -220,8 +220,6 @@ class DuplicateIndex:
         ordered = sorted(items, key=lambda item: item.task_id)
         batch_ids = {item.task_id for item in ordered}
         candidates = self._stored_candidates(ordered)
-        for task_id, in_batch in self._batch_candidates(ordered).items():
-            candidates[task_id] |= in_batch
         stored_signatures = self._stored_signatures(
             {c for proposed in candidates.values() for c in proposed} | batch_ids
         )
@@ -229,6 +227,8 @@ class DuplicateIndex:
             kind: {t: s for t, s in stored.items() if t in batch_ids}
             for kind, stored in stored_signatures.items()
         }
+        for task_id, in_batch in self._batch_candidates(ordered, previous).items():
+            candidates[task_id] |= in_batch
         for item in ordered:
             for kind, signature in item.signatures.items():
                 stored_signatures[kind][item.task_id] = signature
@@ -321,18 +321,35 @@ class DuplicateIndex:
         return found
 
     @staticmethod
-    def _batch_candidates(items: Sequence[IndexItem]) -> dict[int, set[int]]:
-        buckets: dict[tuple[str, str], set[int]] = defaultdict(set)
+    def _batch_candidates(
+        items: Sequence[IndexItem], known: dict[str, dict[int, np.ndarray | None]]
+    ) -> dict[int, set[int]]:
+        """Tasks of the batch sharing a bucket that the stored buckets do not show: pairs
+        where one side is new or changed (`known`: the batch's signatures as stored). A side
+        stored unchanged is in its buckets already, so `_stored_candidates` found it; a batch
+        predicted again costs nothing here."""
+        members: dict[tuple[str, str], list[int]] = defaultdict(list)
+        fresh: dict[tuple[str, str], list[int]] = defaultdict(list)
         for item in items:
             for kind, signature in item.signatures.items():
-                if signature is not None:
-                    for band in _band_keys(signature):
-                        buckets[(kind, band)].add(item.task_id)
+                if signature is None:
+                    continue
+                previous = known[kind].get(item.task_id)
+                changed = previous is None or not np.array_equal(previous, signature)
+                for band in _band_keys(signature):
+                    members[(kind, band)].append(item.task_id)
+                    if changed:
+                        fresh[(kind, band)].append(item.task_id)
         found: dict[int, set[int]] = defaultdict(set)
-        for members in buckets.values():
-            if len(members) > 1:  # most buckets hold one task of the batch
-                for task_id in members:
-                    found[task_id] |= members - {task_id}
+        for bucket, new in fresh.items():
+            sharing = members[bucket]
+            if len(sharing) > 1:  # most buckets hold one task of the batch
+                for task_id in sharing:
+                    found[task_id].update(new)
+                for task_id in new:
+                    found[task_id].update(sharing)
+        for task_id, others in found.items():
+            others.discard(task_id)
         return found
 
     def _stored_signatures(self, task_ids: set[int]) -> dict[str, dict[int, np.ndarray | None]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Protocol, cast
 
 import numpy as np
@@ -70,9 +71,7 @@ def score_candidates(
     duplicates, most similar first (ties by task id)."""
     counts = np.array([len(c) for c in candidates], dtype=np.int64)
     pair_task = np.repeat(np.arange(len(sides)), counts)
-    others = np.fromiter(
-        (t for found in candidates for t in sorted(found)), np.int64, int(counts.sum())
-    )
+    others = np.fromiter(chain.from_iterable(candidates), np.int64, int(counts.sum()))
     closeness = np.zeros(len(others))
     confirmed = np.zeros(len(others), dtype=bool)
     judged = np.zeros(len(others), dtype=bool)
@@ -98,13 +97,18 @@ def score_candidates(
     positions = np.arange(len(sides))
     starts = np.searchsorted(ranked_task, positions)
     ends = np.minimum(np.searchsorted(ranked_task, positions, side="right"), starts + listed)
-    offsets = np.concatenate([[0], np.cumsum(counts)])
+    # Each task's score: its closest judged candidate (0 without any).
+    best = np.zeros(len(sides))
+    judged_closeness = np.where(judged, closeness, -np.inf)
+    has_pairs = counts > 0
+    if has_pairs.any():
+        first_pair = (np.cumsum(counts) - counts)[has_pairs]
+        best[has_pairs] = np.maximum.reduceat(judged_closeness, first_pair)
+    best = np.clip(np.where(np.isneginf(best), 0.0, best), 0.0, 1.0).tolist()
     scored = []
     for position in range(len(sides)):
-        own = slice(offsets[position], offsets[position + 1])
-        best = float(closeness[own][judged[own]].max()) if judged[own].any() else 0.0
-        ranked = others[order[starts[position] : ends[position]]]
-        scored.append(Scored(max(0.0, min(1.0, best)), tuple(int(t) for t in ranked)))
+        ranked = others[order[starts[position] : ends[position]]].tolist()
+        scored.append(Scored(best[position], tuple(ranked)))
     return scored
 
 
@@ -117,14 +121,20 @@ def _similarities(
 ) -> np.ndarray:
     """Estimated Jaccard similarity of each (task, candidate) pair on one side, 0 where the
     candidate has no signature there: the share of equal MinHash values. Every task of
-    `pair_task` has a signature on this side."""
+    `pair_task` (in order: each task's pairs together) has a signature on this side; each
+    task's candidates are compared with its own signature as they are, without copying it
+    once per pair (half the memory traffic of one comparison of every pair)."""
     found = np.zeros(len(others))
     rows = table.rows_of(others)
-    known = rows >= 0
-    if known.any():
-        tasks = np.unique(pair_task[known])
-        own = np.stack([cast(np.ndarray, sides[t][kind]) for t in tasks])
-        theirs = table.matrix[rows[known]]
-        equal = theirs == own[np.searchsorted(tasks, pair_task[known])]
-        found[known] = np.count_nonzero(equal, axis=1) / theirs.shape[1]
+    bounds = np.flatnonzero(np.diff(pair_task)) + 1
+    starts = np.concatenate([[0], bounds]).tolist()
+    ends = np.concatenate([bounds, [len(pair_task)]]).tolist()
+    width = table.matrix.shape[1]
+    for start, end in zip(starts, ends, strict=True):
+        block = rows[start:end]
+        known = block >= 0
+        if known.any():
+            own = cast(np.ndarray, sides[int(pair_task[start])][kind])
+            equal = np.count_nonzero(table.matrix[block[known]] == own, axis=1)
+            found[start:end][known] = equal / width
     return found
