@@ -309,7 +309,8 @@ def report(row: Result) -> None:
                  f"{row['nearest_agreement']:.3f}, fill {row['fill_seconds']:.0f} s")  # fmt: skip
     print(f"{row['stage']:8} {row['items']:>7}  {per_item_ms:8.2f} ms/item  floor "
           f"{floor_ms:8.2f} ms/item  ratio {row['seconds'] / row['floor_seconds']:.2f}  "
-          f"peak RSS {row['peak_rss_mb']:7.0f} MB{extra}", flush=True)  # fmt: skip
+          f"peak RSS {row['peak_rss_mb']:7.0f} MB  load {os.getloadavg()[0]:.1f}{extra}",
+          flush=True)  # fmt: skip
 
 
 def main() -> int:
