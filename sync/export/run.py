@@ -70,6 +70,9 @@ class ExportRequest:
 
 @dataclass
 class ExportResult:
+    """The committed export; `manifest` is its manifest without the lineage rows (one per
+    example: they are streamed to `manifest.json` and read from there)."""
+
     export_id: str
     path: Path
     manifest: dict[str, Any]
