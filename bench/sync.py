@@ -204,7 +204,8 @@ def main() -> None:
         stop.set()
         standin.join(timeout=30)
 
-    print(f"runs={args.runs} batch={BATCH}")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"runs={args.runs} batch={BATCH}; {os.cpu_count()} CPUs, load average {load}")
     print(f"raw label-studio-sdk import of prepared tasks: {raw:.2f} s")
     print(f"tracetune sync from the LangSmith stand-in:   {synced:.2f} s")
     print(f"ratio={synced / raw:.2f}")

@@ -18,6 +18,7 @@ from export_helpers import (
 )
 
 from tracetune.sync.conversation import Message, ToolCall
+from tracetune.sync.errors import InvalidInputError
 from tracetune.sync.export.examples import Lineage, PreferenceExample, SftExample
 from tracetune.sync.export.run import ExportRequest, export_tasks
 from tracetune.sync.export.to_openai import preference_line, sft_line
@@ -427,12 +428,59 @@ def test_validation_checks_every_tool_call_names_a_declared_tool() -> None:
     assert [(i.line, i.code) for i in report.errors] == [(2, "undeclared_tool")]
 
 
+def test_export_streams_tasks_in_id_order_counting_a_repeated_task_once(tmp_path: Path) -> None:
+    """Label Studio pages tasks by id; a page that shifted (a task deleted meanwhile) lists
+    the previous page's last task again. Anything else out of order is refused, in one line,
+    before a file is committed."""
+    tasks = _review_tasks()
+    repeated = [*tasks[:5], tasks[4], *tasks[5:]]
+    request = ExportRequest(project="p", validation_fraction=0.3)
+    once = export_tasks(tasks, request, tmp_path, "once", {"id": 7, "title": "p"})
+    again = export_tasks(repeated, request, tmp_path, "again", {"id": 7, "title": "p"})
+    assert again.manifest["counts"] == once.manifest["counts"]
+    assert again.manifest["files"] == once.manifest["files"]
+
+    with pytest.raises(InvalidInputError, match="ascending id order: 1 after 2"):
+        export_tasks([tasks[1], tasks[0]], request, tmp_path, "swapped", {"id": 7, "title": "p"})
+    assert not (tmp_path / "swapped").exists()
+
+
+def _jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
 def test_parquet_keeps_a_tools_column_that_starts_after_the_first_row(tmp_path: Path) -> None:
-    from tracetune.sync.export.writer import write_parquet
+    from tracetune.sync.export.writer import write_parquet_from_jsonl
 
     rows = [{"messages": [{"role": "user", "content": "a"}]}, {"messages": [], "tools": "[]"}]
-    write_parquet(tmp_path / "t.parquet", rows)
+    write_parquet_from_jsonl(tmp_path / "t.parquet", _jsonl(tmp_path / "t.jsonl", rows))
     assert pq.read_table(tmp_path / "t.parquet").to_pylist()[1]["tools"] == "[]"
+
+
+def test_parquet_written_a_row_group_at_a_time_holds_every_row_and_late_field(
+    tmp_path: Path,
+) -> None:
+    """A file longer than a row group: columns and struct fields that first appear in a later
+    group are in the schema from the start, and each row reads back as the one-group file's."""
+    from tracetune.sync.export.writer import write_parquet_from_jsonl
+
+    call = {"type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+    rows: list[dict] = [{"messages": [{"role": "user", "content": f"q{i}"}]} for i in range(20)]
+    rows[17] = {
+        "messages": [{"role": "assistant", "content": "", "tool_calls": [call]}],
+        "tools": "[]",
+    }
+    source = _jsonl(tmp_path / "t.jsonl", rows)
+    grouped = write_parquet_from_jsonl(tmp_path / "grouped.parquet", source, rows_per_group=6)
+    whole = write_parquet_from_jsonl(tmp_path / "whole.parquet", source, rows_per_group=100)
+
+    metadata = pq.ParquetFile(tmp_path / "grouped.parquet").metadata
+    assert (metadata.num_row_groups, grouped.rows, whole.rows) == (4, 20, 20)
+    expected = pq.read_table(tmp_path / "whole.parquet").to_pylist()
+    assert pq.read_table(tmp_path / "grouped.parquet").to_pylist() == expected
+    assert expected[17]["messages"][0]["tool_calls"] == [call]
+    assert expected[0]["tools"] is None and expected[0]["messages"][0]["tool_calls"] is None
 
 
 def test_reviewed_tool_calling_runs_export_with_their_tools_and_validate(tmp_path: Path) -> None:

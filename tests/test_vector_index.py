@@ -130,3 +130,41 @@ def test_a_twin_predicted_by_another_process_is_found(client: redis.Redis) -> No
     assert match.is_duplicate and match.duplicate_of == (1,) and match.cluster_id == "c1"
     assert match.nearest_task_id == 1
     assert match.nearest_similarity == pytest.approx(float(twin[0] @ vectors[0]), abs=1e-6)
+
+
+def test_a_batch_predicted_again_or_mixed_with_new_tasks_finds_the_same_pairs(
+    client: redis.Redis,
+) -> None:
+    """Pairs inside a batch come from the stored LSH buckets when both tasks are indexed
+    unchanged, and are derived in the batch when one is new or changed: every way of
+    batching the same tasks gives the same duplicates."""
+    answer = "Open Settings, then Keys, and rotate it."
+    asks = [
+        "How do I rotate my API key?",
+        "hi! how do i rotate my api key",
+        "How do I rotate my API key??",
+    ]
+    copies = side_signatures(client, asks, [answer] * 3)
+    (other,) = side_signatures(client, ["What does the free plan include?"], ["Two seats."])
+    vectors = clustered(6, seed=9)
+    index = DuplicateIndex(
+        client, "project:6", NearDuplicateRule(), VectorIndex(client, "project:6")
+    )
+    index.add_and_match([IndexItem(1, copies[0], vectors[0]), IndexItem(2, other, vectors[1])])
+
+    batch = [IndexItem(3, copies[1], vectors[2]), IndexItem(4, copies[2], vectors[3])]
+    first = [m.duplicate_of for m in index.add_and_match(batch)]
+    again = [m.duplicate_of for m in index.add_and_match(batch)]
+    assert first == again == [(1, 4), (1, 3)]
+
+    # An indexed task beside a new one: each finds the other.
+    mixed = index.add_and_match(
+        [IndexItem(4, copies[2], vectors[3]), IndexItem(5, copies[1], vectors[4])]
+    )
+    assert [m.duplicate_of for m in mixed] == [(1, 3, 5), (1, 3, 4)]
+
+    # A task whose text changed is compared with its new signature, inside its batch too.
+    changed = index.add_and_match(
+        [IndexItem(2, copies[0], vectors[1]), IndexItem(3, copies[1], vectors[2])]
+    )
+    assert [m.duplicate_of for m in changed] == [(1, 3, 4, 5), (1, 2, 4, 5)]

@@ -7,6 +7,8 @@ request. A concept that was never trained is trained here, once, under the train
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from tracetune.backend.concepts.model import ConceptModel
@@ -21,9 +23,13 @@ class ConceptScorer:
         self.embedder = embedder
         self._models: dict[str, tuple[int, ConceptModel]] = {}
 
-    def models(self, names: list[str]) -> dict[str, tuple[int, ConceptModel]]:
-        """The current (version, model) of each concept, training any that has none."""
-        versions = self.store.versions(names)
+    def models(
+        self, names: list[str], versions: Mapping[str, int] | None = None
+    ) -> dict[str, tuple[int, ConceptModel]]:
+        """The current (version, model) of each concept, training any that has none;
+        `versions`: the stored versions when the caller has just read them."""
+        if versions is None:
+            versions = self.store.versions(names)
         for name in names:
             cached = self._models.get(name)
             if cached is not None and cached[0] == versions[name]:

@@ -201,6 +201,17 @@ class ConceptStore:
             )
         return states
 
+    def stored_states(self, names: list[str]) -> dict[str, tuple[bytes | None, str | None, int]]:
+        """Each concept's definition (its stored JSON), what its model was fitted on and its
+        version, in one round trip: what a prediction needs to know of every concept."""
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.hmget(self._key(name), ["definition", "trained_on", "version"])
+        return {
+            name: (definition, trained_on.decode() if trained_on else None, int(version or 0))
+            for name, (definition, trained_on, version) in zip(names, pipe.execute(), strict=True)
+        }
+
     def versions(self, names: list[str]) -> dict[str, int]:
         pipe = self.client.pipeline(transaction=False)
         for name in names:

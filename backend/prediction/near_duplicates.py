@@ -29,11 +29,13 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
+from tracetune.backend.cache import BatchRead
 from tracetune.backend.task_texts import TaskTexts
 from tracetune.backend.vectors.duplicates import (
     DuplicateIndex,
     DuplicateMatch,
     IndexItem,
+    signature_key,
     signatures,
 )
 from tracetune.backend.vectors.embeddings import Embedder
@@ -116,23 +118,42 @@ class NearDuplicateRule:
     def confirms(self, similarities: Mapping[str, float]) -> bool:
         return bool(similarities) and min(similarities.values()) >= self.threshold
 
+    def confirms_all(self, similarities: Mapping[str, np.ndarray]) -> np.ndarray:
+        """`confirms` for many candidates at once: one array per side, one entry each."""
+        if not similarities:
+            return np.zeros(0, dtype=bool)
+        return np.minimum.reduce(list(similarities.values())) >= self.threshold
+
+
+QUESTION_SCHEME, ANSWER_SCHEME = "q3", "a5"
+
 
 def side_signatures(
-    client: redis.Redis, users: Sequence[str], answers: Sequence[str]
+    client: redis.Redis,
+    users: Sequence[str],
+    answers: Sequence[str],
+    reads: BatchRead | None = None,
 ) -> list[dict[str, np.ndarray | None]]:
-    user_sigs = signatures(client, users, question_shingles, "q3")
-    answer_sigs = signatures(client, answers, answer_shingles, "a5")
+    user_sigs = signatures(client, users, question_shingles, QUESTION_SCHEME, reads)
+    answer_sigs = signatures(client, answers, answer_shingles, ANSWER_SCHEME, reads)
     return [
         {USER: u, **({ANSWER: a} if answer.strip() else {})}
         for u, a, answer in zip(user_sigs, answer_sigs, answers, strict=True)
     ]
 
 
+def signature_keys(tasks: Sequence[TaskTexts], reads: BatchRead) -> list[str]:
+    """The cache keys `task_signatures` reads (for reading a batch's caches in one MGET)."""
+    return [signature_key(reads.hash(t.user_turns), QUESTION_SCHEME) for t in tasks] + [
+        signature_key(reads.hash(t.answers), ANSWER_SCHEME) for t in tasks
+    ]
+
+
 def task_signatures(
-    client: redis.Redis, tasks: Sequence[TaskTexts]
+    client: redis.Redis, tasks: Sequence[TaskTexts], reads: BatchRead | None = None
 ) -> list[dict[str, np.ndarray | None]]:
     """Per task, the signature of each side it has: its user turns and its answers."""
-    return side_signatures(client, [t.user_turns for t in tasks], [t.answers for t in tasks])
+    return side_signatures(client, [t.user_turns for t in tasks], [t.answers for t in tasks], reads)
 
 
 def find_near_duplicates(

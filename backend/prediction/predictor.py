@@ -8,14 +8,16 @@ trips. A second request for the same tasks reads everything from Redis.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import redis
 
-from tracetune.backend.cache import JsonCache, key
-from tracetune.backend.concepts.builtins import builtin_concepts, install_builtins
+from tracetune.backend.cache import BatchRead, JsonCache, key
+from tracetune.backend.concepts.builtins import builtin_concepts
+from tracetune.backend.concepts.catalog import ConceptCatalog, StoredConcept
 from tracetune.backend.concepts.model import ConceptModel
 from tracetune.backend.concepts.scoring import ConceptScorer
 from tracetune.backend.concepts.store import Concept, ConceptStore
@@ -26,6 +28,7 @@ from tracetune.backend.prediction.near_duplicates import (
     DEFAULT_THRESHOLD,
     RULE_VERSION,
     NearDuplicateRule,
+    signature_keys,
     task_signatures,
 )
 from tracetune.backend.signals import SIGNALS, Reads, Signal, SignalResult, Span
@@ -39,6 +42,8 @@ NEAR_DUPLICATE_FLAG = "near_duplicate"
 #: Weight of the answer against the user turns in a task's similarity vector: two tasks are
 #: near-duplicates when they answer alike, not merely when users ask alike.
 ANSWER_WEIGHT = 0.6
+#: Model versions remembered per process (configs x concept states); more start afresh.
+MAX_REMEMBERED_VERSIONS = 256
 
 
 @dataclass
@@ -80,6 +85,22 @@ def task_vector(task: TaskTexts, vectors: dict[str, np.ndarray]) -> np.ndarray:
     return (mixed / (np.linalg.norm(mixed) or 1.0)).astype(np.float32)
 
 
+def _stacked_scores(
+    model: ConceptModel, texts_of: dict[int, list[str]], vectors: dict[str, np.ndarray]
+) -> dict[int, np.ndarray]:
+    """`model.score` of each task's texts as one matrix, tasks with as many texts stacked
+    into one product (numpy runs the same matrix-vector product per task)."""
+    by_count: dict[int, list[int]] = defaultdict(list)
+    for task_id, texts in texts_of.items():
+        if texts:
+            by_count[len(texts)].append(task_id)
+    scored: dict[int, np.ndarray] = {}
+    for ids in by_count.values():
+        stacked = np.stack([np.stack([vectors[t] for t in texts_of[i]]) for i in ids])
+        scored.update(zip(ids, model.score(stacked), strict=True))
+    return scored
+
+
 class Predictor:
     def __init__(
         self,
@@ -99,41 +120,76 @@ class Predictor:
         self.duplicate_rule = NearDuplicateRule(duplicate_threshold)
         self.vector_indexes = vector_indexes or VectorIndexes(client)
         self.signals: dict[str, Signal] = {name: cls() for name, cls in SIGNALS.items()}
+        self.catalog = ConceptCatalog(concepts)
+        self._versions: dict[tuple[object, ...], str] = {}
 
     def concepts_for(self, targets: LabelTargets) -> list[Concept]:
         """Built-ins always (their scores go into the details); custom ones with a flag.
 
         Built-ins are (re)installed here when Redis lacks them, e.g. after a flush.
         """
-        install_builtins(self.concepts)
+        return [s.concept for s in self._stored_concepts(targets)]
+
+    def _stored_concepts(self, targets: LabelTargets) -> list[StoredConcept]:
         builtin = {c.name for c in builtin_concepts()}
-        return [c for c in self.concepts.all() if c.name in builtin or c.flag in targets.flags]
+        return [
+            s
+            for s in self.catalog.current().values()
+            if s.concept.name in builtin or s.concept.flag in targets.flags
+        ]
 
     def model_version(self, targets: LabelTargets, judges: dict[str, int]) -> str:
         """The version predictions for this config get now (see `model_version`): a concept
         not trained yet counts with what it will be trained on, so training it on first use
-        does not move the version."""
-        names = [c.name for c in self.concepts_for(targets)]
-        states = []
-        for name, (definition, trained_on) in self.concepts.fitted_states(names).items():
+        does not move the version.
+
+        Kept per config, signal versions, thresholds and concept state: the same inputs give
+        the same version without digesting them again.
+        """
+        stored = self._stored_concepts(targets)
+        signals = {name: s.version for name, s in self.signals.items()}
+        settings = (self.concept_threshold, self.duplicate_rule.threshold, RULE_VERSION)
+        memo_key = (
+            targets,
+            tuple(sorted(judges.items())),
+            tuple(signals.items()),
+            settings,
+            tuple((s.concept.name, s.definition, s.trained_on) for s in stored),
+        )
+        known = self._versions.get(memo_key)
+        if known is not None:
+            return known
+        states, fitted = [], True
+        for entry in stored:
+            trained_on = entry.trained_on
             if trained_on is None or not fitted_with(self.embedder, trained_on):
-                trained_on = training_digest(self.embedder, self.concepts.examples(name))
-            states.append(ConceptState(name, definition, trained_on))
-        return model_version(
-            signals={name: s.version for name, s in self.signals.items()},
+                # What it will be trained on: examples, which can change meanwhile.
+                examples = self.concepts.examples(entry.concept.name)
+                trained_on = training_digest(self.embedder, examples)
+                fitted = False
+            states.append(ConceptState(entry.concept.name, entry.definition, trained_on))
+        version = model_version(
+            signals=signals,
             concepts=states,
-            settings=(self.concept_threshold, self.duplicate_rule.threshold, RULE_VERSION),
+            settings=settings,
             config_digest=json.dumps(asdict(targets), sort_keys=True, default=sorted),
             judges=judges,
         )
+        if fitted:
+            if len(self._versions) >= MAX_REMEMBERED_VERSIONS:
+                self._versions.clear()
+            self._versions[memo_key] = version
+        return version
 
-    def _run(self, signal: Signal, texts: list[str]) -> dict[str, SignalResult]:
+    def _run(self, signal: Signal, texts: list[str], reads: BatchRead) -> dict[str, SignalResult]:
         distinct = list(dict.fromkeys(texts))
-        cache = JsonCache(self.client, f"signal:{signal.name}:{signal.version}")
-        found = cache.get_or_compute(
-            distinct, lambda missing: [r.to_json() for r in signal.compute(missing)]
+        found = self._signal_cache(signal).get_or_compute(
+            distinct, lambda missing: [r.to_json() for r in signal.compute(missing)], reads
         )
         return {t: SignalResult.from_json(r) for t, r in zip(distinct, found, strict=True)}
+
+    def _signal_cache(self, signal: Signal) -> JsonCache:
+        return JsonCache(self.client, f"signal:{signal.name}:{signal.version}")
 
     def analyse(
         self, tasks: list[TaskTexts], targets: LabelTargets, scope: str
@@ -145,25 +201,33 @@ class Predictor:
             for t in tasks
         }
         span_texts = {t.task_id: self._span_source(t, targets) for t in tasks}
-        results: dict[str, dict[str, SignalResult]] = {}
+        signal_texts: dict[str, list[str]] = {}
         for name, signal in self.signals.items():
             texts = [text for t in tasks for text in t.texts(signal.reads).values()]
             if signal.labels_spans:
                 texts += [p for t in tasks for p in paragraphs[t.task_id]]
                 texts += [span_texts[t.task_id] for t in tasks if span_texts[t.task_id]]
-            results[name] = self._run(signal, texts)
-
+            signal_texts[name] = texts
         field_texts = [text for t in tasks for text in t.texts(Reads.ALL).values()]
         field_texts += [text for t in tasks for text in t.similarity_texts()]
-        vectors = dict(zip(field_texts, self.embedder.embed(field_texts), strict=True))
-        concepts = self.concepts_for(targets)
-        models = self.scorer.models([c.name for c in concepts])
-        models_of = {c.name: (c, models[c.name][1]) for c in concepts}
-        duplicates = self._duplicates(tasks, vectors, scope)
+        reads = self._prefetch(tasks, signal_texts, field_texts)
+
+        results = {
+            name: self._run(signal, signal_texts[name], reads)
+            for name, signal in self.signals.items()
+        }
+        vectors = dict(zip(field_texts, self.embedder.embed(field_texts, reads=reads), strict=True))
+        stored = self._stored_concepts(targets)
+        models = self.scorer.models(
+            [s.concept.name for s in stored], {s.concept.name: s.version for s in stored}
+        )
+        models_of = {s.concept.name: (s.concept, models[s.concept.name][1]) for s in stored}
+        concept_scores, prompt_scores = self._concept_scores(tasks, models_of, vectors)
+        duplicates = self._duplicates(tasks, vectors, scope, reads)
 
         analyses = []
         for task, duplicate in zip(tasks, duplicates, strict=True):
-            scores, fired_in = self._scores(task, results, models_of, vectors, duplicate)
+            scores, fired_in = self._scores(task, results, models_of, concept_scores, duplicate)
             analysis = self._assemble(
                 task,
                 results,
@@ -173,18 +237,60 @@ class Predictor:
                 scores,
                 [f for f in targets.flags if f in fired_in],
             )
-            analysis.prompt_scores = self._prompt_scores(task, results, models_of, vectors)
+            analysis.prompt_scores = self._prompt_scores(task, results, prompt_scores)
             analysis.fired_in = {f: fired_in[f] for f in analysis.fired}
             analyses.append(analysis)
         self.client.hincrby(key("metrics"), "tasks_predicted", len(tasks))
         return analyses
+
+    def _prefetch(
+        self, tasks: list[TaskTexts], signal_texts: dict[str, list[str]], field_texts: list[str]
+    ) -> BatchRead:
+        """Every cache value the batch will read (signal results, vectors, MinHash
+        signatures), in one MGET: a batch whose texts are all cached costs one round trip."""
+        reads = BatchRead(self.client)
+        keys = [
+            self._signal_cache(signal).key_of(reads.hash(text))
+            for name, signal in self.signals.items()
+            for text in dict.fromkeys(signal_texts[name])
+        ]
+        keys += [self.embedder.key_of(reads.hash(t)) for t in dict.fromkeys(field_texts)]
+        keys += signature_keys(tasks, reads)
+        reads.prefetch(keys)
+        return reads
+
+    @staticmethod
+    def _concept_scores(
+        tasks: list[TaskTexts],
+        concepts: dict[str, tuple[Concept, ConceptModel]],
+        vectors: dict[str, np.ndarray],
+    ) -> tuple[dict[str, dict[int, np.ndarray]], dict[str, dict[int, float]]]:
+        """Per concept and task: the scores of the texts the concept reads, and of the
+        user's message.
+
+        Scored as before one task at a time (a task's texts in one matrix, the prompt as one
+        row), but every task with as many texts in one stacked product: the same product per
+        task, so the same float32 rounding, at the cost of a few calls a batch.
+        """
+        by_task: dict[str, dict[int, np.ndarray]] = {}
+        by_prompt: dict[str, dict[int, float]] = {}
+        for name, (concept, model) in concepts.items():
+            by_task[name] = _stacked_scores(
+                model, {t.task_id: list(t.texts(concept.reads).values()) for t in tasks}, vectors
+            )
+            prompts = {t.task_id: [p] for t in tasks if (p := t.texts(Reads.PROMPT).get("prompt"))}
+            by_prompt[name] = {
+                task_id: float(found[0])
+                for task_id, found in _stacked_scores(model, prompts, vectors).items()
+            }
+        return by_task, by_prompt
 
     def _scores(
         self,
         task: TaskTexts,
         results: dict[str, dict[str, SignalResult]],
         concepts: dict[str, tuple[Concept, ConceptModel]],
-        vectors: dict[str, np.ndarray],
+        concept_scores: dict[str, dict[int, np.ndarray]],
         duplicate: DuplicateMatch,
     ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
         """Each flag's score (the best of its signals and concepts over the texts they judge),
@@ -212,14 +318,14 @@ class Predictor:
             texts = task.texts(concept.reads)
             if not texts:
                 continue
-            concept_scores = model.score(np.stack([vectors[t] for t in texts.values()]))
-            by_concept[name] = round(float(concept_scores.max()), 4)
+            scored = concept_scores[name][task.task_id]
+            by_concept[name] = round(float(scored.max()), 4)
             witness = concept.corroborated_by
             if witness in results:
                 seen = [results[witness][t].score > 0 for t in texts.values()]
-                concept_scores = np.where(seen, concept_scores, 0.0)
+                scored = np.where(seen, scored, 0.0)
             threshold = self.threshold_of(model)
-            for where, score in zip(texts, concept_scores, strict=True):
+            for where, score in zip(texts, scored, strict=True):
                 record(concept.flag, float(score), threshold, where)
         flags[NEAR_DUPLICATE_FLAG] = duplicate.score
         if duplicate.is_duplicate and any(o < task.task_id for o in duplicate.duplicate_of):
@@ -234,8 +340,7 @@ class Predictor:
         self,
         task: TaskTexts,
         results: dict[str, dict[str, SignalResult]],
-        concepts: dict[str, tuple[Concept, ConceptModel]],
-        vectors: dict[str, np.ndarray],
+        prompt_scores: dict[str, dict[int, float]],
     ) -> dict[str, float]:
         """Signals and concepts on the user's message, by flag and by concept name."""
         prompt = task.texts(Reads.PROMPT).get("prompt")
@@ -245,10 +350,8 @@ class Predictor:
         for name, signal in self.signals.items():
             if signal.flag and prompt in results[name]:
                 scores[signal.flag] = max(scores.get(signal.flag, 0.0), results[name][prompt].score)
-        if concepts:
-            vector = vectors[prompt][None, :]
-            for name, (_, model) in concepts.items():
-                scores[name] = float(model.score(vector)[0])
+        for name, scored in prompt_scores.items():
+            scores[name] = scored[task.task_id]
         return {k: round(v, 4) for k, v in sorted(scores.items())}
 
     @staticmethod
@@ -259,11 +362,16 @@ class Predictor:
         return value if isinstance(value, str) else ""
 
     def _duplicates(
-        self, tasks: list[TaskTexts], vectors: dict[str, np.ndarray], scope: str
+        self,
+        tasks: list[TaskTexts],
+        vectors: dict[str, np.ndarray],
+        scope: str,
+        reads: BatchRead,
     ) -> list[DuplicateMatch]:
+        sides_of = task_signatures(self.client, tasks, reads)
         items = [
             IndexItem(task.task_id, sides, task_vector(task, vectors))
-            for task, sides in zip(tasks, task_signatures(self.client, tasks), strict=True)
+            for task, sides in zip(tasks, sides_of, strict=True)
         ]
         index = DuplicateIndex(
             self.client, scope, self.duplicate_rule, vectors=self.vector_indexes.get(scope)

@@ -20,17 +20,18 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import numpy as np
 import redis
 from datasketch import MinHash
 
-from tracetune.backend.cache import content_hash, key
+from tracetune.backend.cache import BatchRead, key
 from tracetune.backend.vectors.ann import VectorIndex
+from tracetune.backend.vectors.matching import DuplicateRule, SignatureTable, score_candidates
 
 NUM_PERM = 128
 MAX_LISTED = 20
@@ -71,15 +72,26 @@ def minhash(text: str, shingle: Shingler = shingles) -> np.ndarray | None:
     return np.asarray(sketch.hashvalues, dtype=np.uint32)
 
 
+def signature_key(text_hash: str, scheme: str) -> str:
+    """The cache key of a text's signature under a shingling scheme."""
+    return key("minhash", NUM_PERM, scheme, text_hash)
+
+
 def signatures(
-    client: redis.Redis, texts: Sequence[str], shingle: Shingler = shingles, scheme: str = "w3"
+    client: redis.Redis,
+    texts: Sequence[str],
+    shingle: Shingler = shingles,
+    scheme: str = "w3",
+    reads: BatchRead | None = None,
 ) -> list[np.ndarray | None]:
     """Signatures of `texts` under one shingling `scheme` (its name is part of the cache key),
-    cached in Redis by content hash (an empty bytes value: no words)."""
-    hashes = [content_hash(t) for t in texts]
+    cached in Redis by content hash (an empty bytes value: no words). `reads`: the batch's
+    reads, when it prefetched them."""
+    reads = reads or BatchRead(client)
+    hashes = [reads.hash(t) for t in texts]
     unique = list(dict.fromkeys(hashes))
-    keys = [key("minhash", NUM_PERM, scheme, h) for h in unique]
-    stored = client.mget(keys) if keys else []
+    keys = [signature_key(h, scheme) for h in unique]
+    stored = reads.get(keys) if keys else []
     found: dict[str, np.ndarray | None] = {}
     for h, raw in zip(unique, stored, strict=True):
         if raw is not None:
@@ -124,6 +136,23 @@ return #KEYS
 """
 
 
+#: Per task, the union of its buckets (ARGV[t] of KEYS, in order), members as integers.
+_BUCKET_UNIONS = """
+local unions, at = {}, 1
+for t = 1, #ARGV do
+  local count = tonumber(ARGV[t])
+  local members = {}
+  if count > 0 then
+    members = redis.call('SUNION', unpack(KEYS, at, at + count - 1))
+    for i, member in ipairs(members) do members[i] = tonumber(member) end
+  end
+  unions[t] = members
+  at = at + count
+end
+return unions
+"""
+
+
 @dataclass
 class IndexItem:
     """One task to index: its signatures per kind and its vector."""
@@ -153,13 +182,6 @@ class DuplicateMatch:
         }
 
 
-class DuplicateRule(Protocol):
-    """Decides from a candidate's estimated Jaccard similarity per side (the sides the task
-    has; a side the candidate lacks counts 0) whether the task duplicates it."""
-
-    def confirms(self, similarities: Mapping[str, float]) -> bool: ...
-
-
 class DuplicateIndex:
     """The near-duplicate index of one project (or one ad hoc run) in Redis.
 
@@ -182,6 +204,10 @@ class DuplicateIndex:
     def _key(self, *parts: str | int) -> str:
         return key("index", self.scope, *parts)
 
+    def _bucket_keys(self, kind: str, signature: np.ndarray) -> list[str]:
+        prefix = self._key("lsh", kind, "")
+        return [prefix + band for band in _band_keys(signature)]
+
     def add_and_match(self, items: Sequence[IndexItem]) -> list[DuplicateMatch]:
         """Match each item against the project and the batch, then index the batch.
 
@@ -190,90 +216,140 @@ class DuplicateIndex:
         """
         if not items:
             return []
+        assert self.rule is not None, "matching needs a DuplicateRule"
         ordered = sorted(items, key=lambda item: item.task_id)
         batch_ids = {item.task_id for item in ordered}
         candidates = self._stored_candidates(ordered)
-        in_batch = self._batch_candidates(ordered)
-        for task_id, found in in_batch.items():
-            candidates[task_id] |= found
         stored_signatures = self._stored_signatures(
-            {c for found in candidates.values() for c in found} | batch_ids
+            {c for proposed in candidates.values() for c in proposed} | batch_ids
         )
         previous = {
             kind: {t: s for t, s in stored.items() if t in batch_ids}
             for kind, stored in stored_signatures.items()
         }
+        for task_id, in_batch in self._batch_candidates(ordered, previous).items():
+            candidates[task_id] |= in_batch
         for item in ordered:
             for kind, signature in item.signatures.items():
                 stored_signatures[kind][item.task_id] = signature
-        similar = self._similar(ordered)
-        matched = {
-            item.task_id: self._match(item, candidates[item.task_id], stored_signatures, similar[i])
-            for i, item in enumerate(ordered)
-        }
-        wanted = sorted(batch_ids | {t for m in matched.values() for t in m.duplicate_of})
+        tables = {k: SignatureTable(stored, NUM_PERM) for k, stored in stored_signatures.items()}
+        scored = score_candidates(
+            [item.signatures for item in ordered],
+            [candidates[item.task_id] for item in ordered],
+            tables,
+            self.rule,
+            MAX_LISTED,
+        )
+        nearest = self._nearest(ordered)
+        wanted = sorted(batch_ids | {t for match in scored for t in match.duplicate_of})
         raw_clusters = cast(list[bytes | None], self.client.hmget(self._key("clusters"), wanted))
         clusters = {t: c.decode() for t, c in zip(wanted, raw_clusters, strict=True) if c}
 
         matches: dict[int, DuplicateMatch] = {}
-        for item in ordered:
-            match = matched[item.task_id]
+        for item, found, (nearest_id, similarity) in zip(ordered, scored, nearest, strict=True):
             cluster = clusters.get(item.task_id)
             if cluster is None:
-                owners = [t for t in match.duplicate_of if clusters.get(t)]
+                owners = [t for t in found.duplicate_of if clusters.get(t)]
                 cluster = clusters[owners[0]] if owners else f"c{item.task_id}"
                 clusters[item.task_id] = cluster
-            matches[item.task_id] = replace(match, cluster_id=cluster)
+            matches[item.task_id] = DuplicateMatch(
+                cluster_id=cluster,
+                is_duplicate=bool(found.duplicate_of),
+                score=found.score,
+                nearest_task_id=nearest_id,
+                nearest_similarity=similarity,
+                duplicate_of=found.duplicate_of,
+            )
         self._store(ordered, clusters, previous)
         return [matches[item.task_id] for item in items]
 
-    def _similar(self, items: Sequence[IndexItem]) -> list[dict[int, float]]:
-        """Per item, the cosine of its nearest indexed tasks and of the rest of its batch.
+    def _nearest(self, items: Sequence[IndexItem]) -> list[tuple[int | None, float]]:
+        """Per item, its most similar task by cosine (ties: the lower id) among the indexed
+        tasks and the rest of its batch, or (None, 0.0).
 
-        A batch task already indexed (predicted again) is scored with its new vector.
+        A batch task already indexed (predicted again) is scored with its new vector. Within
+        the batch, the `MAX_LISTED + 1` closest are the contenders, as the index proposes
+        its `MAX_LISTED + 2` closest.
         """
         matrix = np.stack([item.vector for item in items])
-        ids = [item.task_id for item in items]
-        in_batch = set(ids)
+        ids = np.array([item.task_id for item in items], dtype=np.int64)
+        in_batch = set(ids.tolist())
         within = matrix @ matrix.T
         np.fill_diagonal(within, -np.inf)
         keep = min(MAX_LISTED + 1, len(ids) - 1)
         closest = np.argpartition(-within, keep - 1, axis=1)[:, :keep] if keep > 0 else None
-        found = []
+        found: list[tuple[int | None, float]] = []
         for row, hits in enumerate(self.vectors.search(matrix, MAX_LISTED + 2)):
-            scores = {other: score for other, score in hits if other not in in_batch}
+            best: tuple[float, int] | None = None
+            for other, score in hits:  # most similar first
+                if other in in_batch:
+                    continue
+                if best is not None and score < -best[0]:
+                    break
+                if best is None or (-score, other) < best:
+                    best = (-score, other)
             if closest is not None:
-                scores.update({ids[col]: float(within[row, col]) for col in closest[row]})
-            found.append(scores)
+                scores = within[row, closest[row]]
+                top = float(scores.max())
+                other = int(ids[closest[row][scores == scores.max()]].min())
+                if best is None or (-top, other) < best:
+                    best = (-top, other)
+            found.append((None, 0.0) if best is None else (best[1], -best[0]))
         return found
 
     def _stored_candidates(self, items: Sequence[IndexItem]) -> dict[int, set[int]]:
-        pipe = self.client.pipeline(transaction=False)
-        asked: list[int] = []
+        """Every indexed task sharing an LSH bucket with an item, on any side, in one script
+        call (the union per task made by Redis, its members sent back as integers)."""
+        bucket_keys: list[str] = []
+        per_task: list[int] = []
         for item in items:
-            for kind, signature in item.signatures.items():
-                if signature is not None:
-                    pipe.sunion([self._key("lsh", kind, band) for band in _band_keys(signature)])
-                    asked.append(item.task_id)
+            keys = [
+                k
+                for kind, signature in item.signatures.items()
+                if signature is not None
+                for k in self._bucket_keys(kind, signature)
+            ]
+            bucket_keys += keys
+            per_task.append(len(keys))
         found: dict[int, set[int]] = defaultdict(set)
-        for task_id, members in zip(asked, pipe.execute(), strict=True):
-            found[task_id].update(int(m) for m in members)
-            found[task_id].discard(task_id)
+        if not bucket_keys:
+            return found
+        unions = self.client.eval(_BUCKET_UNIONS, len(bucket_keys), *bucket_keys, *per_task)
+        for item, members in zip(items, cast(list[list[int]], unions), strict=True):
+            found[item.task_id].update(members)
+            found[item.task_id].discard(item.task_id)
         return found
 
     @staticmethod
-    def _batch_candidates(items: Sequence[IndexItem]) -> dict[int, set[int]]:
-        buckets: dict[tuple[str, str], set[int]] = defaultdict(set)
+    def _batch_candidates(
+        items: Sequence[IndexItem], known: dict[str, dict[int, np.ndarray | None]]
+    ) -> dict[int, set[int]]:
+        """Tasks of the batch sharing a bucket that the stored buckets do not show: pairs
+        where one side is new or changed (`known`: the batch's signatures as stored). A side
+        stored unchanged is in its buckets already, so `_stored_candidates` found it; a batch
+        predicted again costs nothing here."""
+        members: dict[tuple[str, str], list[int]] = defaultdict(list)
+        fresh: dict[tuple[str, str], list[int]] = defaultdict(list)
         for item in items:
             for kind, signature in item.signatures.items():
-                if signature is not None:
-                    for band in _band_keys(signature):
-                        buckets[(kind, band)].add(item.task_id)
+                if signature is None:
+                    continue
+                previous = known[kind].get(item.task_id)
+                changed = previous is None or not np.array_equal(previous, signature)
+                for band in _band_keys(signature):
+                    members[(kind, band)].append(item.task_id)
+                    if changed:
+                        fresh[(kind, band)].append(item.task_id)
         found: dict[int, set[int]] = defaultdict(set)
-        for members in buckets.values():
-            if len(members) > 1:  # most buckets hold one task of the batch
-                for task_id in members:
-                    found[task_id] |= members - {task_id}
+        for bucket, new in fresh.items():
+            sharing = members[bucket]
+            if len(sharing) > 1:  # most buckets hold one task of the batch
+                for task_id in sharing:
+                    found[task_id].update(new)
+                for task_id in new:
+                    found[task_id].update(sharing)
+        for task_id, others in found.items():
+            others.discard(task_id)
         return found
 
     def _stored_signatures(self, task_ids: set[int]) -> dict[str, dict[int, np.ndarray | None]]:
@@ -289,41 +365,6 @@ class DuplicateIndex:
                 if raw:
                     result[kind][task_id] = np.frombuffer(raw, dtype=np.uint32)
         return result
-
-    def _match(
-        self,
-        item: IndexItem,
-        candidates: set[int],
-        signatures: dict[str, dict[int, np.ndarray | None]],
-        similar: dict[int, float],
-    ) -> DuplicateMatch:
-        assert self.rule is not None, "matching needs a DuplicateRule"
-        sides = {kind: s for kind, s in item.signatures.items() if s is not None}
-        per_side: dict[int, dict[str, float]] = {o: dict.fromkeys(sides, 0.0) for o in candidates}
-        for kind, signature in sides.items():
-            known = {o: s for o in candidates if (s := signatures[kind].get(o)) is not None}
-            if not known:
-                continue
-            theirs = np.stack(list(known.values()))
-            for other, similarity in zip(known, (theirs == signature).mean(axis=1), strict=True):
-                per_side[other][kind] = float(similarity)
-        # A candidate is as close as its least similar side.
-        closeness = {o: min(s.values()) for o, s in per_side.items() if s}
-        nearest, nearest_similarity = None, 0.0
-        if similar:
-            nearest = min(similar, key=lambda t: (-similar[t], t))
-            nearest_similarity = similar[nearest]
-        duplicates = {o: closeness[o] for o, s in per_side.items() if self.rule.confirms(s)}
-        score = max(closeness.values(), default=0.0)
-        ranked = tuple(sorted(duplicates, key=lambda t: (-duplicates[t], t))[:MAX_LISTED])
-        return DuplicateMatch(
-            cluster_id="",  # given by add_and_match, which knows the clusters
-            is_duplicate=bool(ranked),
-            score=max(0.0, min(1.0, score)),
-            nearest_task_id=nearest,
-            nearest_similarity=nearest_similarity,
-            duplicate_of=ranked,
-        )
 
     def _store(
         self,
@@ -345,10 +386,10 @@ class DuplicateIndex:
                 ):
                     continue
                 if previous is not None:
-                    for band in _band_keys(previous):
-                        pipe.srem(self._key("lsh", kind, band), item.task_id)
-                for band in _band_keys(signature):
-                    bucket_keys.append(self._key("lsh", kind, band))
+                    for bucket in self._bucket_keys(kind, previous):
+                        pipe.srem(bucket, item.task_id)
+                for bucket in self._bucket_keys(kind, signature):
+                    bucket_keys.append(bucket)
                     bucket_ids.append(item.task_id)
                 signatures[kind][str(item.task_id)] = signature.tobytes()
         if bucket_keys:

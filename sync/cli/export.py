@@ -95,9 +95,7 @@ def export(
     except ServiceUnavailableError as exc:
         out(f"note: export not recorded in Redis ({exc})")
     if as_json:
-        out_json(
-            {k: v for k, v in result.manifest.items() if k != "lineage"} | {"path": result.path}
-        )
+        out_json(result.manifest | {"path": result.path})
         return
     _print_export(result.manifest, result.path)
 

@@ -10,13 +10,17 @@ correction, or an accepted/edited answer to an identical prompt).
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tracetune.sync.conversation import Message
 from tracetune.sync.export.decisions import Decision, ReviewedTask
+from tracetune.sync.export.spill import Spill
 
 
 @dataclass(frozen=True)
@@ -100,33 +104,40 @@ def _has_text(message: Message | None) -> bool:
     return message is not None and bool(message.display_text().strip())
 
 
-def build_examples(
-    tasks: Sequence[ReviewedTask],
-) -> tuple[list[SftExample], list[PreferenceExample], int]:
-    """Examples from the tasks still kept after filters, in task-id order.
+class ExampleBuilder:
+    """Examples from tasks added one at a time, in id order (an export streams them).
 
-    Returns the SFT examples, the preference examples and how many rejected answers were kept
-    as the rejected side of a pair.
+    An accepted or edited task gives its SFT example as it is added. Pairs wait for `pairs`:
+    a rejected answer becomes the rejected side of a pair only once every task was seen (the
+    better answer to its prompt may come from a later task), and the pair files list every
+    pair in task-id order. What waits is kept on disk (`spill_dir`): the pairs of edited and
+    preference tasks, and the first better answer to each prompt, found by its fingerprint.
     """
-    ordered = sorted(tasks, key=lambda t: t.task_id)
-    sft: list[SftExample] = []
-    pairs: list[PreferenceExample] = []
-    better_by_prompt: dict[str, tuple[ReviewedTask, Message]] = {}
-    for task in ordered:
+
+    def __init__(self, spill_dir: Path) -> None:
+        self._pairs: Spill[PreferenceExample] = Spill(spill_dir / "pairs")
+        self._better: Spill[Message] = Spill(spill_dir / "better")
+        self._better_at: dict[str, tuple[int, int]] = {}  # prompt -> (task id, position)
+        self.kept_rejected = 0
+
+    @staticmethod
+    def waits(task: ReviewedTask) -> bool:
+        """A rejected answer: its pair (if any) is made by `rejected_pair`, at the end."""
+        return task.decision is Decision.REJECTED and task.reason == "rejected"
+
+    def add(self, task: ReviewedTask) -> SftExample | None:
+        """The task's SFT example, if it gives one; its pair waits for `pairs`."""
         if task.reason is not None:
-            continue
+            return None
         group = split_group(task)
         if task.decision is Decision.ACCEPTED and task.answer is not None:
-            sft.append(
-                SftExample((*task.prompt, task.answer), _lineage(task), group, *_tools(task))
-            )
-            better_by_prompt.setdefault(prompt_fingerprint(task.prompt), (task, task.answer))
-        elif task.decision is Decision.EDITED and task.corrected is not None:
+            self._remember(task, task.answer)
+            return SftExample((*task.prompt, task.answer), _lineage(task), group, *_tools(task))
+        if task.decision is Decision.EDITED and task.corrected is not None:
             corrected = Message(role="assistant", content=task.corrected)
-            sft.append(SftExample((*task.prompt, corrected), _lineage(task), group, *_tools(task)))
-            better_by_prompt.setdefault(prompt_fingerprint(task.prompt), (task, corrected))
+            self._remember(task, corrected)
             if _has_text(task.answer) and task.answer is not None:
-                pairs.append(
+                self._pairs.append(
                     PreferenceExample(
                         tuple(task.prompt),
                         corrected,
@@ -136,8 +147,9 @@ def build_examples(
                         *_tools(task),
                     )
                 )
-        elif task.decision is Decision.PREFERENCE and task.chosen and task.rejected:
-            pairs.append(
+            return SftExample((*task.prompt, corrected), _lineage(task), group, *_tools(task))
+        if task.decision is Decision.PREFERENCE and task.chosen and task.rejected:
+            self._pairs.append(
                 PreferenceExample(
                     tuple(task.prompt),
                     task.chosen,
@@ -147,28 +159,64 @@ def build_examples(
                     *_tools(task),
                 )
             )
-    kept_rejected = 0
-    for task in ordered:
-        if task.decision is not Decision.REJECTED or task.reason != "rejected":
-            continue
-        if not _has_text(task.answer) or task.answer is None:
-            continue
+        return None
+
+    def _remember(self, task: ReviewedTask, better: Message) -> None:
+        fingerprint = prompt_fingerprint(task.prompt)
+        if fingerprint not in self._better_at:
+            self._better_at[fingerprint] = (task.task_id, self._better.append(better))
+
+    def rejected_pair(self, task: ReviewedTask) -> PreferenceExample | None:
+        """A rejected answer as the rejected side of a pair, once every task was added: the
+        better side is the reviewer's correction, else the first accepted or edited answer
+        to an identical prompt; None without either."""
+        if not self.waits(task) or not _has_text(task.answer) or task.answer is None:
+            return None
         if task.corrected:
             better, source = Message(role="assistant", content=task.corrected), None
-        elif (found := better_by_prompt.get(prompt_fingerprint(task.prompt))) is not None:
-            better, source = found[1], found[0].task_id
+        elif (found := self._better_at.get(prompt_fingerprint(task.prompt))) is not None:
+            better, source = self._better.at(found[1]), found[0]
         else:
-            continue
-        pairs.append(
-            PreferenceExample(
-                tuple(task.prompt),
-                better,
-                task.answer,
-                _lineage(task, source),
-                split_group(task),
-                *_tools(task),
-            )
+            return None
+        self.kept_rejected += 1
+        return PreferenceExample(
+            tuple(task.prompt),
+            better,
+            task.answer,
+            _lineage(task, source),
+            split_group(task),
+            *_tools(task),
         )
-        kept_rejected += 1
-    pairs.sort(key=lambda p: (p.lineage.task_id, p.lineage.chosen_from_task or 0))
-    return sft, pairs, kept_rejected
+
+    def pairs(self, rejected: Iterable[PreferenceExample]) -> Iterator[PreferenceExample]:
+        """Every pair in task-id order: those of edited and preference tasks, merged with
+        `rejected` (the rejected answers' pairs, in id order)."""
+        return heapq.merge(self._pairs, rejected, key=_pair_order)
+
+    def close(self) -> None:
+        self._pairs.close()
+        self._better.close()
+
+
+def _pair_order(pair: PreferenceExample) -> tuple[int, int]:
+    return pair.lineage.task_id, pair.lineage.chosen_from_task or 0
+
+
+def build_examples(
+    tasks: Sequence[ReviewedTask],
+) -> tuple[list[SftExample], list[PreferenceExample], int]:
+    """Examples from the tasks still kept after filters, in task-id order.
+
+    Returns the SFT examples, the preference examples and how many rejected answers were kept
+    as the rejected side of a pair.
+    """
+    ordered = sorted(tasks, key=lambda t: t.task_id)
+    with tempfile.TemporaryDirectory(prefix="tracetune-examples-") as spill_dir:
+        builder = ExampleBuilder(Path(spill_dir))
+        try:
+            sft = [example for task in ordered if (example := builder.add(task)) is not None]
+            rejected = [p for t in ordered if (p := builder.rejected_pair(t)) is not None]
+            pairs = list(builder.pairs(rejected))
+        finally:
+            builder.close()
+    return sft, pairs, builder.kept_rejected

@@ -153,24 +153,52 @@ def _filter_one(task: ReviewedTask, filters: ExportFilters) -> ReviewedTask:
     return task
 
 
-def apply_filters(tasks: Sequence[ReviewedTask], filters: ExportFilters) -> list[ReviewedTask]:
-    """Tasks after filtering, same order; dropped ones keep their decision and gain a reason.
+class TaskFilter:
+    """The filters one task at a time, tasks in id order (an export streams them).
 
     Near-duplicate removal keeps one task per cluster: the lowest task id among those giving
-    an SFT example or pair of their own, else the lowest rejected one.
+    an SFT example or pair of their own, else the lowest rejected one. A task of the first
+    kind is decided as it comes (the lowest id of its cluster comes first); a rejected one
+    only once every task was seen (`waits`, then `settle` in id order), since a later task
+    of its cluster may give an example of its own.
     """
-    filtered = [_filter_one(t, filters) if _candidate(t) else t for t in tasks]
-    if not filters.dedupe:
-        return filtered
-    seen: set[str] = set()
-    deduped = []
-    for task in sorted(filtered, key=lambda t: (t.reason is not None, t.task_id)):
+
+    def __init__(self, filters: ExportFilters) -> None:
+        self.filters = filters
+        self._contributing: set[str] = set()
+        self._rejected: set[str] = set()
+
+    def admit(self, task: ReviewedTask) -> ReviewedTask:
+        """The task after the filters, except the near-duplicate rule of a rejected one."""
+        if not _candidate(task):
+            return task
+        task = _filter_one(task, self.filters)
         cluster = task.cluster_id
-        if _candidate(task) and cluster is not None:
-            if cluster in seen:
-                task = replace(task, reason="near_duplicate")
-            else:
-                seen.add(cluster)
-        deduped.append(task)
-    order = {t.task_id: i for i, t in enumerate(tasks)}
-    return sorted(deduped, key=lambda t: order[t.task_id])
+        if self.filters.dedupe and task.reason is None and cluster is not None:
+            if cluster in self._contributing:
+                return replace(task, reason="near_duplicate")
+            self._contributing.add(cluster)
+        return task
+
+    def waits(self, task: ReviewedTask) -> bool:
+        """A rejected candidate after `admit`: near-duplicate removal decides it last."""
+        return self.filters.dedupe and _candidate(task) and task.reason is not None
+
+    def settle(self, task: ReviewedTask) -> ReviewedTask:
+        """A task that waited, once every task was admitted; call in id order."""
+        cluster = task.cluster_id
+        if cluster is None:
+            return task
+        if cluster in self._contributing or cluster in self._rejected:
+            return replace(task, reason="near_duplicate")
+        self._rejected.add(cluster)
+        return task
+
+
+def apply_filters(tasks: Sequence[ReviewedTask], filters: ExportFilters) -> list[ReviewedTask]:
+    """Tasks after filtering, same order; dropped ones keep their decision and gain a reason
+    (see `TaskFilter`)."""
+    screen = TaskFilter(filters)
+    admitted = [screen.admit(t) for t in sorted(tasks, key=lambda t: t.task_id)]
+    settled = {t.task_id: screen.settle(t) if screen.waits(t) else t for t in admitted}
+    return [settled[t.task_id] for t in tasks]

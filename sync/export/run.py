@@ -1,51 +1,49 @@
 """Export: reviewed Label Studio tasks → fine-tune files, a manifest and validation reports.
 
 One function, `run_export`, runs the whole pipeline; the RQ job and `tracetune export --now`
-both call it. Reading is the only I/O before the writes, and the writes go through a staging
+both call it. It streams: tasks are read a page at a time and each example is written as its
+task is read, so memory stays flat however large the project. The writes go through a staging
 folder (see `export_writer`), so a run is all-or-nothing.
 """
 
 from __future__ import annotations
 
 import secrets
+import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tracetune.sync.errors import InvalidInputError
 from tracetune.sync.export.decisions import RULE_DESCRIPTION, ReviewedTask, decide
-from tracetune.sync.export.examples import (
-    Lineage,
-    PreferenceExample,
-    SftExample,
-    build_examples,
-)
-from tracetune.sync.export.filters import ExportFilters, apply_filters
+from tracetune.sync.export.examples import ExampleBuilder, PreferenceExample, SftExample
+from tracetune.sync.export.filters import ExportFilters, TaskFilter
+from tracetune.sync.export.spill import Spill
 from tracetune.sync.export.to_openai import preference_line, sft_line
 from tracetune.sync.export.to_trl import preference_row, sft_row
 from tracetune.sync.export.validation import (
+    RecordValidator,
     ValidationReport,
     token_limit_for,
-    validate_records,
 )
 from tracetune.sync.export.writer import (
     ExportFolder,
     Family,
     FileKind,
+    JsonlWriter,
     Split,
     WrittenFile,
-    jsonl_bytes,
     split_of,
     training_file_name,
-    write_json,
-    write_jsonl,
-    write_parquet,
+    write_json_with_list,
+    write_parquet_from_jsonl,
 )
 from tracetune.sync.label_studio.task_reader import TaskReader
 from tracetune.sync.settings import Settings
-from tracetune.sync.token_count import encoding_name_for, token_counter
+from tracetune.sync.token_count import TokenCounter, encoding_name_for, token_counter
 
 FORMATS: tuple[Family, ...] = ("openai", "trl")
 MANIFEST = "manifest.json"
@@ -72,6 +70,9 @@ class ExportRequest:
 
 @dataclass
 class ExportResult:
+    """The committed export; `manifest` is its manifest without the lineage rows (one per
+    example: they are streamed to `manifest.json` and read from there)."""
+
     export_id: str
     path: Path
     manifest: dict[str, Any]
@@ -81,13 +82,6 @@ class ExportResult:
         return all(report["ok"] for report in self.manifest["validation"].values())
 
 
-def _split(examples: Sequence[Any], fraction: float, seed: str) -> dict[Split, list[Any]]:
-    parts: dict[Split, list[Any]] = {"train": [], "validation": []}
-    for example in examples:
-        parts[split_of(example.group, fraction, seed)].append(example)
-    return parts
-
-
 _Converter = Callable[[Any], dict[str, Any]]
 _FAMILIES: dict[tuple[str, FileKind], _Converter] = {
     ("openai", "sft"): sft_line,
@@ -95,84 +89,136 @@ _FAMILIES: dict[tuple[str, FileKind], _Converter] = {
     ("trl", "sft"): sft_row,
     ("trl", "preference"): preference_row,
 }
+#: The sets in the order the manifest lists them.
+SETS: tuple[tuple[FileKind, Split], ...] = (
+    ("sft", "train"),
+    ("sft", "validation"),
+    ("preference", "train"),
+    ("preference", "validation"),
+)
+Example = SftExample | PreferenceExample
 
 
-def _lineage_rows(name: str, examples: Sequence[SftExample | PreferenceExample]) -> list[dict]:
-    rows = []
-    for line, example in enumerate(examples, start=1):
-        lineage: Lineage = example.lineage
-        rows.append({"set": name, "line": line, "group": example.group, **lineage.as_dict()})
-    return rows
+class _SetFiles:
+    """The files of one set (`sft.train`, ...): one per format, opened at its first example
+    (a set without examples has no files), validated as written, and its lineage rows,
+    which wait on disk for the manifest."""
 
+    def __init__(
+        self,
+        folder: Path,
+        spill_dir: Path,
+        kind: FileKind,
+        split: Split,
+        request: ExportRequest,
+        counter: TokenCounter,
+    ) -> None:
+        self.folder, self.kind, self.split, self.request = folder, kind, split, request
+        self.name = f"{kind}.{split}"
+        self.counter = counter
+        self.lineage: Spill[dict[str, Any]] = Spill(spill_dir / f"lineage.{self.name}")
+        self._files: dict[Family, JsonlWriter] = {}
+        self._validators: dict[Family, RecordValidator] = {}
 
-def _write_sets(
-    folder: Path,
-    request: ExportRequest,
-    sets: Mapping[tuple[FileKind, Split], Sequence[SftExample | PreferenceExample]],
-) -> tuple[dict[str, WrittenFile], dict[str, ValidationReport]]:
-    counter = token_counter(encoding_name_for(request.model))
-    limit = token_limit_for(request.model)
-    written: dict[str, WrittenFile] = {}
-    reports: dict[str, ValidationReport] = {}
-    for (kind, split), examples in sets.items():
-        if not examples:
-            continue
-        for family in request.formats:
-            rows = [_FAMILIES[(family, kind)](example) for example in examples]
-            file = write_jsonl(folder / training_file_name(family, kind, split), rows)
-            written[file.name] = file
+    def add(self, example: Example) -> None:
+        if not self._files:
+            self._open()
+        for family, writer in self._files.items():
+            line = writer.write(_FAMILIES[(family, self.kind)](example))
+            if family in self._validators:
+                self._validators[family].add(line)
+        self.lineage.append(
+            {
+                "set": self.name,
+                "line": self.lineage.count + 1,
+                "group": example.group,
+                **example.lineage.as_dict(),
+            }
+        )
+
+    def _open(self) -> None:
+        for family in self.request.formats:
+            name = training_file_name(family, self.kind, self.split)
+            self._files[family] = JsonlWriter(self.folder / name)
             if family == "openai":
-                lines = jsonl_bytes(rows).decode("utf-8").splitlines()
                 # The validation split is checked for shape and tokens, not for a minimum size.
-                minimum = 10 if split == "train" else 1
-                reports[file.name] = validate_records(
-                    file.name, lines, kind, counter, max_tokens=limit, min_examples=minimum
+                self._validators[family] = RecordValidator(
+                    name,
+                    self.kind,
+                    self.counter,
+                    max_tokens=token_limit_for(self.request.model),
+                    min_examples=10 if self.split == "train" else 1,
                 )
-            else:
-                parquet_name = training_file_name(family, kind, split, suffix="parquet")
-                parquet = write_parquet(folder / parquet_name, rows)
-                written[parquet.name] = parquet
-    return written, reports
+
+    def close(self) -> tuple[list[WrittenFile], dict[str, ValidationReport]]:
+        written = []
+        for family, writer in self._files.items():
+            file = writer.close()
+            written.append(file)
+            if family != "openai":
+                parquet_name = training_file_name(family, self.kind, self.split, "parquet")
+                written.append(write_parquet_from_jsonl(self.folder / parquet_name, writer.path))
+        reports = {v.report.name: v.finish() for v in self._validators.values()}
+        return written, reports
+
+    def discard(self) -> None:
+        for writer in self._files.values():
+            writer.discard()
+        self.lineage.close()
 
 
-def _counts(tasks: Sequence[ReviewedTask], kept_rejected: int) -> dict[str, Any]:
-    return {
-        "tasks": len(tasks),
-        "by_decision": dict(sorted(Counter(t.decision.value for t in tasks).items())),
-        "excluded_by_reason": dict(
-            sorted(Counter(t.reason for t in tasks if t.reason is not None).items())
-        ),
-        "by_rule": dict(sorted(Counter(t.rule.value for t in tasks).items())),
-        "rejected_kept_as_rejected_side": kept_rejected,
-    }
+class _TaskCounts:
+    def __init__(self) -> None:
+        self.tasks = 0
+        self.decisions: Counter[str] = Counter()
+        self.reasons: Counter[str] = Counter()
+        self.rules: Counter[str] = Counter()
+
+    def add(self, task: ReviewedTask) -> None:
+        self.tasks += 1
+        self.decisions[task.decision.value] += 1
+        self.rules[task.rule.value] += 1
+        if task.reason is not None:
+            self.reasons[task.reason] += 1
+
+    def as_dict(self, kept_rejected: int) -> dict[str, Any]:
+        return {
+            "tasks": self.tasks,
+            "by_decision": dict(sorted(self.decisions.items())),
+            "excluded_by_reason": dict(sorted(self.reasons.items())),
+            "by_rule": dict(sorted(self.rules.items())),
+            "rejected_kept_as_rejected_side": kept_rejected,
+        }
 
 
-def export_tasks(
-    tasks: Iterable[dict[str, Any]],
-    request: ExportRequest,
-    out_root: Path,
+def _in_id_order(tasks: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Tasks as listed, in ascending id order (how Label Studio pages them). A task listed
+    again right after itself (pages shift when a task is deleted meanwhile) counts once."""
+    previous: int | None = None
+    for task in tasks:
+        task_id = int(task["id"])
+        if previous is not None and task_id <= previous:
+            if task_id == previous:
+                continue
+            raise InvalidInputError(
+                f"tasks to export must come in ascending id order: {task_id} after {previous}"
+            )
+        previous = task_id
+        yield task
+
+
+def _manifest(
     export_id: str,
     project: Mapping[str, Any],
-) -> ExportResult:
-    """The pure part of an export over already-read task JSON: decide, filter, write."""
-    reviewed = apply_filters([decide(task) for task in tasks], request.filters)
-    sft, pairs, kept_rejected = build_examples(reviewed)
-    sft_parts = _split(sft, request.validation_fraction, request.seed)
-    pair_parts = _split(pairs, request.validation_fraction, request.seed)
-    sets: dict[tuple[FileKind, Split], Sequence[SftExample | PreferenceExample]] = {
-        ("sft", "train"): sft_parts["train"],
-        ("sft", "validation"): sft_parts["validation"],
-        ("preference", "train"): pair_parts["train"],
-        ("preference", "validation"): pair_parts["validation"],
-    }
-    folder = ExportFolder(out_root, export_id)
-    staging = folder.open()
-    written, reports = _write_sets(staging, request, sets)
-    lineage: list[dict[str, Any]] = []
-    for (kind, split), examples in sets.items():
-        lineage.extend(_lineage_rows(f"{kind}.{split}", examples))
-    counter = token_counter(encoding_name_for(request.model))
-    manifest = {
+    request: ExportRequest,
+    counter: TokenCounter,
+    counts: dict[str, Any],
+    examples: dict[str, int],
+    written: Mapping[str, WrittenFile],
+    reports: Mapping[str, ValidationReport],
+) -> dict[str, Any]:
+    """The manifest but its lineage (which `write_json_with_list` streams in last)."""
+    return {
         "export_id": export_id,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "project": dict(project),
@@ -184,8 +230,8 @@ def export_tasks(
             "filters": request.filters.describe(),
         },
         "rule": RULE_DESCRIPTION,
-        "counts": _counts(reviewed, kept_rejected),
-        "examples": {f"{kind}.{split}": len(examples) for (kind, split), examples in sets.items()},
+        "counts": counts,
+        "examples": examples,
         "tokens": {
             "method": counter.method,
             "exact": counter.exact,
@@ -197,9 +243,84 @@ def export_tasks(
             name: {"ok": report.ok, "examples": report.examples, "summary": report.summary()}
             for name, report in sorted(reports.items())
         },
-        "lineage": lineage,
     }
-    write_json(staging / MANIFEST, manifest)
+
+
+def export_tasks(
+    tasks: Iterable[dict[str, Any]],
+    request: ExportRequest,
+    out_root: Path,
+    export_id: str,
+    project: Mapping[str, Any],
+) -> ExportResult:
+    """The pure part of an export over task JSON in id order: decide, filter, write.
+
+    One task at a time: each gives its decision and SFT example as it is read, written to
+    every format and validated at once; what needs every task first (rejected answers'
+    pairs, near-duplicates among rejected tasks, the pair files in id order, the manifest's
+    lineage) waits on disk in the staging folder, so memory does not grow with the project.
+    """
+    folder = ExportFolder(out_root, export_id)
+    staging = folder.open()
+    counter = token_counter(encoding_name_for(request.model))
+    with tempfile.TemporaryDirectory(dir=staging, prefix=".spill-") as spill:
+        spill_dir = Path(spill)
+        sets = {
+            (kind, split): _SetFiles(staging, spill_dir, kind, split, request, counter)
+            for kind, split in SETS
+        }
+        builder = ExampleBuilder(spill_dir)
+        waiting: Spill[ReviewedTask] = Spill(spill_dir / "rejected")
+        screen = TaskFilter(request.filters)
+        counts = _TaskCounts()
+
+        def place(kind: FileKind, example: Example) -> None:
+            split = split_of(example.group, request.validation_fraction, request.seed)
+            sets[(kind, split)].add(example)
+
+        def settled_pairs() -> Iterator[PreferenceExample]:
+            for task in waiting:
+                task = screen.settle(task) if screen.waits(task) else task
+                counts.add(task)
+                pair = builder.rejected_pair(task)
+                if pair is not None:
+                    yield pair
+
+        try:
+            for raw in _in_id_order(tasks):
+                task = screen.admit(decide(raw))
+                if builder.waits(task):
+                    waiting.append(task)
+                    continue
+                counts.add(task)
+                example = builder.add(task)
+                if example is not None:
+                    place("sft", example)
+            for pair in builder.pairs(settled_pairs()):
+                place("preference", pair)
+            written: dict[str, WrittenFile] = {}
+            reports: dict[str, ValidationReport] = {}
+            for files in sets.values():
+                set_written, set_reports = files.close()
+                written.update((file.name, file) for file in set_written)
+                reports.update(set_reports)
+            manifest = _manifest(
+                export_id,
+                project,
+                request,
+                counter,
+                counts.as_dict(builder.kept_rejected),
+                {f.name: f.lineage.count for f in sets.values()},
+                written,
+                reports,
+            )
+            lineage = (row for files in sets.values() for row in files.lineage)
+            write_json_with_list(staging / MANIFEST, manifest, "lineage", lineage)
+        finally:
+            for files in sets.values():
+                files.discard()
+            builder.close()
+            waiting.close()
     return ExportResult(export_id, folder.commit(), manifest)
 
 

@@ -251,6 +251,63 @@ def _tokens(record: Mapping[str, Any], kind: FileKind, counter: TokenCounter) ->
     )
 
 
+class RecordValidator:
+    """Checks one file's JSONL lines as they are written (`add`), then its size (`finish`)."""
+
+    def __init__(
+        self,
+        name: str,
+        kind: FileKind,
+        counter: TokenCounter,
+        max_tokens: int = DEFAULT_TOKEN_LIMIT,
+        min_examples: int = MIN_EXAMPLES,
+    ) -> None:
+        self.report = ValidationReport(name=name, kind=kind)
+        self.counter = counter
+        self.max_tokens = max_tokens
+        self.min_examples = min_examples
+        self._check = _sft_issues if kind == "sft" else _preference_issues
+        self._lines = 0
+
+    def add(self, raw: str) -> None:
+        """The next line; line numbers in issues start at 1."""
+        self._lines += 1
+        number, report = self._lines, self.report
+        if not raw.strip():
+            report.errors.append(Issue(number, "blank_line", "empty line"))
+            return
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            report.errors.append(Issue(number, "invalid_json", exc.msg))
+            return
+        report.examples += 1
+        if not isinstance(record, dict):
+            report.errors.append(Issue(number, "data_type", "line is not a JSON object"))
+            return
+        issues = self._check(record, number)
+        report.errors.extend(issues)
+        if issues:
+            return
+        tokens = _tokens(record, report.kind, self.counter)
+        report.tokens.append(tokens)
+        if tokens > self.max_tokens:
+            report.errors.append(
+                Issue(number, "too_many_tokens", f"{tokens} tokens > limit {self.max_tokens}")
+            )
+
+    def finish(self) -> ValidationReport:
+        if self.report.examples < self.min_examples:
+            self.report.errors.append(
+                Issue(
+                    0,
+                    "too_few_examples",
+                    f"{self.report.examples} examples < minimum {self.min_examples}",
+                )
+            )
+        return self.report
+
+
 def validate_records(
     name: str,
     lines: Iterable[str],
@@ -260,36 +317,10 @@ def validate_records(
     min_examples: int = MIN_EXAMPLES,
 ) -> ValidationReport:
     """Check JSONL lines of one file; line numbers in issues start at 1."""
-    report = ValidationReport(name=name, kind=kind)
-    check = _sft_issues if kind == "sft" else _preference_issues
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            report.errors.append(Issue(number, "blank_line", "empty line"))
-            continue
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            report.errors.append(Issue(number, "invalid_json", exc.msg))
-            continue
-        report.examples += 1
-        if not isinstance(record, dict):
-            report.errors.append(Issue(number, "data_type", "line is not a JSON object"))
-            continue
-        issues = check(record, number)
-        report.errors.extend(issues)
-        if issues:
-            continue
-        tokens = _tokens(record, kind, counter)
-        report.tokens.append(tokens)
-        if tokens > max_tokens:
-            report.errors.append(
-                Issue(number, "too_many_tokens", f"{tokens} tokens > limit {max_tokens}")
-            )
-    if report.examples < min_examples:
-        report.errors.append(
-            Issue(0, "too_few_examples", f"{report.examples} examples < minimum {min_examples}")
-        )
-    return report
+    validator = RecordValidator(name, kind, counter, max_tokens, min_examples)
+    for raw in lines:
+        validator.add(raw)
+    return validator.finish()
 
 
 def validate_file(

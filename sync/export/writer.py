@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -69,30 +69,119 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def jsonl_bytes(rows: Iterable[Mapping[str, Any]]) -> bytes:
-    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
+class JsonlWriter:
+    """One JSONL file written a row at a time (size and SHA-256 counted as it goes), under a
+    temporary name until `close` renames it into place."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self._handle: IO[bytes] = self._temporary.open("wb")
+        self._digest = hashlib.sha256()
+        self.rows = 0
+        self.bytes = 0
+
+    def write(self, row: Mapping[str, Any]) -> str:
+        """Append `row`; returns its line (without the newline), e.g. for validation."""
+        line = json.dumps(row, ensure_ascii=False)
+        payload = (line + "\n").encode("utf-8")
+        self._handle.write(payload)
+        self._digest.update(payload)
+        self.rows += 1
+        self.bytes += len(payload)
+        return line
+
+    def close(self) -> WrittenFile:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        os.replace(self._temporary, self.path)
+        return WrittenFile(self.path.name, self.rows, self.bytes, self._digest.hexdigest())
+
+    def discard(self) -> None:
+        self._handle.close()
+        self._temporary.unlink(missing_ok=True)
 
 
-def write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> WrittenFile:
-    payload = jsonl_bytes(rows)
-    atomic_write(path, lambda handle: handle.write(payload))
-    return WrittenFile(path.name, len(rows), len(payload), hashlib.sha256(payload).hexdigest())
+#: Rows per Parquet row group: a file up to this size is one group, as one table write
+#: makes it; a longer one is written a group at a time, never all in memory.
+ROWS_PER_GROUP = 10_000
 
 
-def write_parquet(path: Path, rows: Sequence[Mapping[str, Any]]) -> WrittenFile:
+def _jsonl_chunks(path: Path, size: int) -> Iterator[list[dict[str, Any]]]:
+    with path.open("rb") as handle:
+        chunk: list[dict[str, Any]] = []
+        for line in handle:
+            chunk.append(json.loads(line))
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+
+def _complete(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Every row with every column of the chunk: a `tools` column may start on row 2."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    return [{key: row.get(key) for key in columns} for row in rows]
+
+
+def write_parquet_from_jsonl(
+    path: Path, source: Path, rows_per_group: int = ROWS_PER_GROUP
+) -> WrittenFile:
+    """The rows of a JSONL file as Parquet, `rows_per_group` rows in memory at a time.
+
+    Read twice: once for the columns and their types (each group's inferred, unified: a
+    column or struct field that starts late is there from the first row), once to write.
+    Up to `rows_per_group` rows, the file is one group: the bytes of one table written at
+    once.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    # Columns from every row, not only the first: a `tools` column may start on row 2.
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    table = pa.Table.from_pylist([{key: row.get(key) for key in columns} for row in rows])
-    atomic_write(path, lambda handle: pq.write_table(table, handle, compression="zstd"))
-    return WrittenFile(path.name, len(rows), path.stat().st_size, _sha256(path))
+    schemas = [
+        pa.Table.from_pylist(_complete(chunk)).schema
+        for chunk in _jsonl_chunks(source, rows_per_group)
+    ]
+    schema = schemas[0] if len(schemas) == 1 else pa.unify_schemas(schemas)
+    rows = 0
+
+    def write(handle: IO[bytes]) -> None:
+        nonlocal rows
+        with pq.ParquetWriter(handle, schema, compression="zstd") as writer:
+            for chunk in _jsonl_chunks(source, rows_per_group):
+                writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
+                rows += len(chunk)
+
+    atomic_write(path, write)
+    return WrittenFile(path.name, rows, path.stat().st_size, _sha256(path))
 
 
 def write_json(path: Path, document: Mapping[str, Any]) -> None:
     payload = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     atomic_write(path, lambda handle: handle.write(payload))
+
+
+def write_json_with_list(
+    path: Path, document: Mapping[str, Any], name: str, items: Iterable[Mapping[str, Any]]
+) -> None:
+    """`write_json` of `document` with `name` added last, a list written item by item:
+    the same bytes, without the list in memory (a manifest's lineage has a row per
+    example)."""
+    head = json.dumps(document, indent=2, ensure_ascii=False)
+    assert head.endswith("\n}") and name not in document
+
+    def write(handle: IO[bytes]) -> None:
+        handle.write(f"{head[:-2]},\n  {json.dumps(name)}: [".encode())
+        separator = "\n"
+        for item in items:
+            nested = json.dumps(item, indent=2, ensure_ascii=False).replace("\n", "\n    ")
+            handle.write(f"{separator}    {nested}".encode())
+            separator = ",\n"
+        handle.write(("]" if separator == "\n" else "\n  ]").encode())
+        handle.write(b"\n}\n")
+
+    atomic_write(path, write)
 
 
 class ExportFolder:
