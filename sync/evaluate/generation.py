@@ -16,21 +16,19 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
 from tracetune.sync.errors import (
-    AuthenticationError,
     ConfigurationError,
     InvalidInputError,
     NotFoundError,
-    ServiceUnavailableError,
 )
 from tracetune.sync.evaluate.heldout import HeldOutExample
 from tracetune.sync.models.references import ModelReference
+from tracetune.sync.openai_errors import openai_errors
 from tracetune.sync.settings import Settings
 
 Prompt = list[dict[str, Any]]
@@ -130,24 +128,6 @@ class TransformersGenerator:
         return [answer.strip() for answer in answers]
 
 
-@contextmanager
-def _endpoint_errors(url: str, model: str) -> Iterator[None]:
-    import openai
-
-    try:
-        yield
-    except openai.APIConnectionError as exc:
-        raise ServiceUnavailableError(f"cannot reach the model endpoint at {url}: {exc}") from exc
-    except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-        raise AuthenticationError(f"the model endpoint at {url} refused the key: {exc}") from exc
-    except openai.NotFoundError as exc:
-        raise NotFoundError(f"the model endpoint at {url} has no model {model!r}") from exc
-    except (openai.RateLimitError, openai.InternalServerError) as exc:
-        raise ServiceUnavailableError(f"the model endpoint at {url} failed: {exc}") from exc
-    except openai.APIStatusError as exc:
-        raise InvalidInputError(f"the model endpoint at {url} rejected the request: {exc}") from exc
-
-
 class EndpointGenerator:
     """A model behind an OpenAI-compatible chat-completions API."""
 
@@ -176,7 +156,10 @@ class EndpointGenerator:
         self.concurrency = concurrency
 
     def ask(self, prompt: Prompt) -> str:
-        with _endpoint_errors(self.url, self.model):
+        with openai_errors(
+            f"the model endpoint at {self.url}",
+            f"the model endpoint at {self.url} has no model {self.model!r}",
+        ):
             response = self.client.chat.completions.create(
                 model=self.model,
                 messages=prompt,  # type: ignore[arg-type]
@@ -234,11 +217,11 @@ def answer_all(
 ) -> dict[str, str]:
     """Every example's answer, asking the model only for those not answered yet."""
     done = answers.load()
-    todo = [e for e in examples if e.id not in done]
+    pending = [e for e in examples if e.id not in done]
     progress.stage(f"{label}: answers", len(examples))
-    progress.advance(len(examples) - len(todo))
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start : start + batch_size]
+    progress.advance(len(examples) - len(pending))
+    for start in range(0, len(pending), batch_size):
+        batch = pending[start : start + batch_size]
         began = time.perf_counter()
         texts = generator.generate([e.prompt for e in batch])
         per_answer = (time.perf_counter() - began) / len(batch)

@@ -53,9 +53,9 @@ def judge_all(
     """The judge's outcome per example; `sides[id]` is the role shown as A."""
     judge = EndpointGenerator(reference, settings, max_new_tokens=4, concurrency=concurrency)
     done = verdicts.load()
-    todo = [e for e in examples if e.id not in done]
+    pending = [e for e in examples if e.id not in done]
     progress.stage("judge", len(examples))
-    progress.advance(len(examples) - len(todo))
+    progress.advance(len(examples) - len(pending))
 
     def ask(example: HeldOutExample) -> dict[str, Any]:
         a_role = sides[example.id]
@@ -64,8 +64,8 @@ def judge_all(
         return {"id": example.id, "answer": judge.ask(prompt)}
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for start in range(0, len(todo), concurrency * 4):
-            rows = list(pool.map(ask, todo[start : start + concurrency * 4]))
+        for start in range(0, len(pending), concurrency * 4):
+            rows = list(pool.map(ask, pending[start : start + concurrency * 4]))
             verdicts.append(rows)
             done.update((row["id"], row["answer"]) for row in rows)
             progress.advance(len(rows))

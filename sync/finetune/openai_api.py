@@ -19,16 +19,14 @@ from typing import Any, TypeVar
 import openai
 
 from tracetune.sync.errors import (
-    AuthenticationError,
     ConfigurationError,
     InvalidInputError,
-    NotFoundError,
     RefusedError,
-    ServiceUnavailableError,
 )
 from tracetune.sync.export.validation import token_limit_for, validate_file
 from tracetune.sync.export.writer import FileKind
 from tracetune.sync.finetune.records import FineTuneRecord, FineTuneRecords
+from tracetune.sync.openai_errors import openai_errors as shared_openai_errors
 from tracetune.sync.settings import Settings
 from tracetune.sync.token_count import encoding_name_for, token_counter
 
@@ -44,18 +42,8 @@ HYPERPARAMETERS = {
 @contextmanager
 def openai_errors(url: str) -> Iterator[None]:
     """OpenAI SDK failures → our errors; connection trouble and 5xx/429 are transient."""
-    try:
+    with shared_openai_errors(f"the OpenAI API at {url}", f"OpenAI API at {url}: not found"):
         yield
-    except openai.APIConnectionError as exc:
-        raise ServiceUnavailableError(f"cannot reach the OpenAI API at {url}: {exc}") from exc
-    except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-        raise AuthenticationError(f"the OpenAI API at {url} refused the key: {exc}") from exc
-    except openai.NotFoundError as exc:
-        raise NotFoundError(f"OpenAI API at {url}: not found: {exc}") from exc
-    except (openai.RateLimitError, openai.InternalServerError) as exc:
-        raise ServiceUnavailableError(f"the OpenAI API at {url} failed: {exc}") from exc
-    except openai.APIStatusError as exc:
-        raise InvalidInputError(f"the OpenAI API at {url} rejected the request: {exc}") from exc
 
 
 #: HTTP statuses with which a platform refuses to create a fine-tuning job it does not offer
