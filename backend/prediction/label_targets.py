@@ -14,6 +14,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from tracetune.sync.errors import InvalidInputError
@@ -114,6 +115,13 @@ def read_targets(config: Any) -> LabelTargets:
     """Parse a label config; refuse one that has none of the controls the backend fills."""
     if not isinstance(config, str) or not config.strip():
         raise InvalidInputError("the request needs the project's label config as a string")
+    return _parsed_targets(config)
+
+
+@lru_cache(maxsize=64)
+def _parsed_targets(config: str) -> LabelTargets:
+    """Remembered: Label Studio sends the project's config with every request, and parsing
+    it twice per request cost more than reading a cached batch's analyses."""
     try:
         root = ET.fromstring(config)
     except ET.ParseError as exc:

@@ -46,7 +46,7 @@ USER, ANSWER = "user", "answer"
 #: rewordings score 0.1-0.75, a one-word swap in a five-word question 0.68-0.75.
 DEFAULT_THRESHOLD = 0.75
 #: Part of the backend's model version: bump when what is compared or the rule changes.
-RULE_VERSION = 1
+RULE_VERSION = 2
 QUESTION_SHINGLE = 3
 ANSWER_SHINGLE = 5
 

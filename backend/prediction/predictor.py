@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from tracetune.backend.concepts.model import ConceptModel
 from tracetune.backend.concepts.scoring import ConceptScorer
 from tracetune.backend.concepts.store import Concept, ConceptStore
 from tracetune.backend.concepts.training import fitted_with, training_digest
+from tracetune.backend.prediction.analysis_cache import AnalysisCache, OwnAnalysis, namespace
 from tracetune.backend.prediction.label_targets import LabelTargets, paragraph_texts
 from tracetune.backend.prediction.model_version import ConceptState, model_version
 from tracetune.backend.prediction.near_duplicates import (
@@ -73,16 +75,27 @@ class TaskAnalysis:
         return max((self.scores[f] for f in self.fired), default=0.0)
 
 
-def task_vector(task: TaskTexts, vectors: dict[str, np.ndarray]) -> np.ndarray:
-    """A task's position for similarity: its user turns and its answers, the answers weighing
-    `ANSWER_WEIGHT` (normalised). A system prompt every task shares is left out."""
-    user, *answers = task.similarity_texts()
-    if answers:
-        answer = np.mean([vectors[t] for t in answers], axis=0)
-        mixed = (1 - ANSWER_WEIGHT) * vectors[user] + ANSWER_WEIGHT * answer
-    else:
-        mixed = vectors[user]
-    return (mixed / (np.linalg.norm(mixed) or 1.0)).astype(np.float32)
+def task_vectors(tasks: Sequence[TaskTexts], vectors: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Each task's position for similarity (one row per task): its user turns and its
+    answers, the answers weighing `ANSWER_WEIGHT`, normalised. A system prompt every task
+    shares is left out. Tasks with as many answers are mixed in one array operation."""
+    by_answers: dict[int, list[int]] = defaultdict(list)
+    texts = [task.similarity_texts() for task in tasks]
+    for row, found in enumerate(texts):
+        by_answers[len(found) - 1].append(row)
+    dim = len(next(iter(vectors.values()))) if vectors else 0
+    mixed = np.zeros((len(tasks), dim), dtype=np.float32)
+    for answers, rows in by_answers.items():
+        if answers < 0:  # nothing to compare: stays a zero vector
+            continue
+        users = np.stack([vectors[texts[r][0]] for r in rows])
+        if answers:
+            answer = np.stack([[vectors[t] for t in texts[r][1:]] for r in rows]).mean(axis=1)
+            mixed[rows] = (1 - ANSWER_WEIGHT) * users + ANSWER_WEIGHT * answer
+        else:
+            mixed[rows] = users
+    norms = np.sqrt(np.einsum("ij,ij->i", mixed, mixed))
+    return (mixed / np.where(norms > 0, norms, 1.0)[:, np.newaxis]).astype(np.float32)
 
 
 def _stacked_scores(
@@ -194,61 +207,116 @@ class Predictor:
     def analyse(
         self, tasks: list[TaskTexts], targets: LabelTargets, scope: str
     ) -> list[TaskAnalysis]:
+        """Each task's own analysis (from the analysis cache when its data and the models are
+        unchanged), and its near-duplicates matched against the project now."""
+        reads = BatchRead(self.client)
+        stored = self._stored_concepts(targets)
+        models = self.scorer.models(
+            [s.concept.name for s in stored], {s.concept.name: s.version for s in stored}
+        )
+        models_of = {s.concept.name: (s.concept, models[s.concept.name][1]) for s in stored}
+        cache = AnalysisCache(self.client, self._analysis_namespace(targets, stored, models))
+        own = cache.get(tasks, reads)
+        fresh = [t for t in tasks if t.task_id not in own]
         paragraphs = {
             t.task_id: paragraph_texts(t.data, targets.paragraph_span)
             if targets.paragraph_span
             else []
-            for t in tasks
+            for t in fresh
         }
-        span_texts = {t.task_id: self._span_source(t, targets) for t in tasks}
+        span_texts = {t.task_id: self._span_source(t, targets) for t in fresh}
         signal_texts: dict[str, list[str]] = {}
         for name, signal in self.signals.items():
-            texts = [text for t in tasks for text in t.texts(signal.reads).values()]
+            texts = [text for t in fresh for text in t.texts(signal.reads).values()]
             if signal.labels_spans:
-                texts += [p for t in tasks for p in paragraphs[t.task_id]]
-                texts += [span_texts[t.task_id] for t in tasks if span_texts[t.task_id]]
+                texts += [p for t in fresh for p in paragraphs[t.task_id]]
+                texts += [span_texts[t.task_id] for t in fresh if span_texts[t.task_id]]
             signal_texts[name] = texts
-        field_texts = [text for t in tasks for text in t.texts(Reads.ALL).values()]
+        field_texts = [text for t in fresh for text in t.texts(Reads.ALL).values()]
         field_texts += [text for t in tasks for text in t.similarity_texts()]
-        reads = self._prefetch(tasks, signal_texts, field_texts)
+        self._prefetch(tasks, signal_texts, field_texts, reads)
 
         results = {
             name: self._run(signal, signal_texts[name], reads)
             for name, signal in self.signals.items()
         }
         vectors = dict(zip(field_texts, self.embedder.embed(field_texts, reads=reads), strict=True))
-        stored = self._stored_concepts(targets)
-        models = self.scorer.models(
-            [s.concept.name for s in stored], {s.concept.name: s.version for s in stored}
-        )
-        models_of = {s.concept.name: (s.concept, models[s.concept.name][1]) for s in stored}
-        concept_scores, prompt_scores = self._concept_scores(tasks, models_of, vectors)
-        duplicates = self._duplicates(tasks, vectors, scope, reads)
-
-        analyses = []
-        for task, duplicate in zip(tasks, duplicates, strict=True):
-            scores, fired_in = self._scores(task, results, models_of, concept_scores, duplicate)
-            analysis = self._assemble(
-                task,
-                results,
-                paragraphs[task.task_id],
-                span_texts[task.task_id],
-                duplicate,
-                scores,
-                [f for f in targets.flags if f in fired_in],
+        concept_scores, prompt_scores = self._concept_scores(fresh, models_of, vectors)
+        analysed = []
+        for task in fresh:
+            scores, fired_in = self._scores(task, results, models_of, concept_scores)
+            found = self._own(
+                task, results, paragraphs[task.task_id], span_texts[task.task_id], scores, fired_in
             )
-            analysis.prompt_scores = self._prompt_scores(task, results, prompt_scores)
-            analysis.fired_in = {f: fired_in[f] for f in analysis.fired}
-            analyses.append(analysis)
+            found.prompt_scores = self._prompt_scores(task, results, prompt_scores)
+            own[task.task_id] = found
+            analysed.append((task, found))
+        cache.put(analysed)
+
+        duplicates = self._duplicates(tasks, vectors, scope, reads)
         self.client.hincrby(key("metrics"), "tasks_predicted", len(tasks))
-        return analyses
+        return [
+            self._with_duplicate(task, own[task.task_id], duplicate, targets)
+            for task, duplicate in zip(tasks, duplicates, strict=True)
+        ]
+
+    def _analysis_namespace(
+        self,
+        targets: LabelTargets,
+        stored: list[StoredConcept],
+        models: dict[str, tuple[int, ConceptModel]],
+    ) -> str:
+        """Everything a task's own analysis depends on besides its data (`analysis_cache`)."""
+        concepts = {}
+        for entry in stored:
+            version, model = models[entry.concept.name]
+            concepts[entry.concept.name] = [entry.definition, version, self.threshold_of(model)]
+        return namespace(
+            {
+                "signals": {name: s.version for name, s in self.signals.items()},
+                "concepts": concepts,
+                "targets": json.dumps(asdict(targets), sort_keys=True, default=sorted),
+                "embedding": self.embedder.key_of(""),
+            }
+        )
+
+    @staticmethod
+    def _with_duplicate(
+        task: TaskTexts, own: OwnAnalysis, duplicate: DuplicateMatch, targets: LabelTargets
+    ) -> TaskAnalysis:
+        """The task's analysis with its near-duplicate verdict: a near-duplicate fires on the
+        later copy only (the first task of a cluster is the one worth reviewing, its copies
+        point back at it)."""
+        scores = {**own.scores, NEAR_DUPLICATE_FLAG: round(duplicate.score, 4)}
+        fired_in = dict(own.fired_in)
+        if duplicate.is_duplicate and any(o < task.task_id for o in duplicate.duplicate_of):
+            fired_in[NEAR_DUPLICATE_FLAG] = {}
+        fired = [f for f in targets.flags if f in fired_in]
+        return TaskAnalysis(
+            task=task,
+            scores=scores,
+            fired=fired,
+            text_spans=own.text_spans,
+            paragraph_spans=own.paragraph_spans,
+            duplicate=duplicate,
+            pii_types=own.pii_types,
+            language=own.language,
+            stats=own.stats,
+            prompt_scores=own.prompt_scores,
+            prompt_language=own.prompt_language,
+            fired_in={f: fired_in[f] for f in fired},
+            spans_in=own.spans_in,
+        )
 
     def _prefetch(
-        self, tasks: list[TaskTexts], signal_texts: dict[str, list[str]], field_texts: list[str]
-    ) -> BatchRead:
-        """Every cache value the batch will read (signal results, vectors, MinHash
-        signatures), in one MGET: a batch whose texts are all cached costs one round trip."""
-        reads = BatchRead(self.client)
+        self,
+        tasks: list[TaskTexts],
+        signal_texts: dict[str, list[str]],
+        field_texts: list[str],
+        reads: BatchRead,
+    ) -> None:
+        """Every cache value the batch will read besides the analyses (signal results of the
+        tasks not analysed yet, vectors, MinHash signatures), in one MGET."""
         keys = [
             self._signal_cache(signal).key_of(reads.hash(text))
             for name, signal in self.signals.items()
@@ -257,7 +325,6 @@ class Predictor:
         keys += [self.embedder.key_of(reads.hash(t)) for t in dict.fromkeys(field_texts)]
         keys += signature_keys(tasks, reads)
         reads.prefetch(keys)
-        return reads
 
     @staticmethod
     def _concept_scores(
@@ -291,14 +358,12 @@ class Predictor:
         results: dict[str, dict[str, SignalResult]],
         concepts: dict[str, tuple[Concept, ConceptModel]],
         concept_scores: dict[str, dict[int, np.ndarray]],
-        duplicate: DuplicateMatch,
     ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
         """Each flag's score (the best of its signals and concepts over the texts they judge),
         each concept's by name, and the flags that fire with the fields they fire in.
 
         A signal judges `signal.judges` (the answers), a concept what it `reads`; each fires
-        at its own threshold. A near-duplicate fires on the later copy only: the first task of
-        a cluster is the one worth reviewing, its copies point back at it.
+        at its own threshold.
         """
         flags: dict[str, float] = {}
         fired: dict[str, dict[str, float]] = {}
@@ -327,9 +392,6 @@ class Predictor:
             threshold = self.threshold_of(model)
             for where, score in zip(texts, scored, strict=True):
                 record(concept.flag, float(score), threshold, where)
-        flags[NEAR_DUPLICATE_FLAG] = duplicate.score
-        if duplicate.is_duplicate and any(o < task.task_id for o in duplicate.duplicate_of):
-            fired[NEAR_DUPLICATE_FLAG] = {}
         return {**by_concept, **{f: round(s, 4) for f, s in flags.items()}}, fired
 
     def threshold_of(self, model: ConceptModel) -> float:
@@ -369,25 +431,26 @@ class Predictor:
         reads: BatchRead,
     ) -> list[DuplicateMatch]:
         sides_of = task_signatures(self.client, tasks, reads)
+        mixed = task_vectors(tasks, vectors)
         items = [
-            IndexItem(task.task_id, sides, task_vector(task, vectors))
-            for task, sides in zip(tasks, sides_of, strict=True)
+            IndexItem(task.task_id, sides, vector)
+            for task, sides, vector in zip(tasks, sides_of, mixed, strict=True)
         ]
         index = DuplicateIndex(
             self.client, scope, self.duplicate_rule, vectors=self.vector_indexes.get(scope)
         )
         return index.add_and_match(items)
 
-    def _assemble(
+    def _own(
         self,
         task: TaskTexts,
         results: dict[str, dict[str, SignalResult]],
         paragraphs: list[str],
         span_source: str,
-        duplicate: DuplicateMatch,
         scores: dict[str, float],
-        fired: list[str],
-    ) -> TaskAnalysis:
+        fired_in: dict[str, dict[str, float]],
+    ) -> OwnAnalysis:
+        """What the task's own texts say; prompt scores are added by the caller."""
         span_signals = [name for name, s in self.signals.items() if s.labels_spans]
         text_spans = [s for n in span_signals for s in results[n][span_source].spans] if (
             span_source
@@ -412,16 +475,15 @@ class Predictor:
             if prompt and prompt in results["language"] else None
         )  # fmt: skip
         stats = results["text_stats"][primary].values if primary else {}
-        return TaskAnalysis(
-            task=task,
+        return OwnAnalysis(
             scores=scores,
-            fired=fired,
+            fired_in=fired_in,
             text_spans=sorted(text_spans, key=lambda s: s.start),
             paragraph_spans=sorted(paragraph_spans, key=lambda p: (p[0], p[1].start)),
-            duplicate=duplicate,
             pii_types=pii_types,
             language=language,
             stats=stats,
+            prompt_scores={},
             prompt_language=prompt_language,
             spans_in={where: spans for where, spans in spans_in.items() if spans},
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tracetune.backend.prediction.predictor import task_vector
+from tracetune.backend.prediction.predictor import task_vectors
 from tracetune.backend.services import Backend
 from tracetune.backend.task_texts import TaskTexts, read_task
 from tracetune.backend.vectors.ann import VectorIndex
@@ -55,7 +55,7 @@ def unindexed_vectors(
     missing = [tasks[t] for t in tasks if t not in indexed]
     texts = [text for task in missing for text in task.similarity_texts()]
     embedded = dict(zip(texts, backend.embedder.embed(texts), strict=True))
-    return {task.task_id: task_vector(task, embedded) for task in missing}
+    return dict(zip([t.task_id for t in missing], task_vectors(missing, embedded), strict=True))
 
 
 def vector_of(index: VectorIndex, extra: dict[int, np.ndarray], task_id: int) -> np.ndarray:

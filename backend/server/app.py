@@ -26,6 +26,7 @@ from tracetune.backend.server.batch import read_batch
 from tracetune.backend.server.prelabelling import prelabel
 from tracetune.backend.server.protocol import (
     MalformedRequestError,
+    OrjsonProvider,
     json_body,
     project_key,
     required_list,
@@ -116,7 +117,7 @@ def create_app(
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = OrjsonProvider(app)
     app.extensions["tracetune"] = backend
     app.extensions["tracetune_problems_at_start"] = at_start
     guard = _basic_auth_guard(settings)

@@ -9,13 +9,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from flask import request
+from flask.json.provider import DefaultJSONProvider
 
 from tracetune.sync.errors import InvalidInputError
 
 
 class MalformedRequestError(InvalidInputError):
     """The body is not a JSON object (HTTP 400)."""
+
+
+class OrjsonProvider(DefaultJSONProvider):
+    """Responses written by orjson: a batch of 100 predictions took longer to encode with
+    Python's json than to read from the caches. Anything orjson cannot write (a type only
+    Flask's encoder knows) falls back to it; requests are still read by Python's json, which
+    reports nesting that is too deep as such."""
+
+    sort_keys = False
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        try:
+            return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError:
+            return super().dumps(obj, **kwargs)
 
 
 def json_body() -> Mapping[str, Any]:

@@ -122,24 +122,37 @@ class VectorIndex:
 
     def search(self, queries: np.ndarray, count: int) -> list[list[tuple[int, float]]]:
         """Per query, up to `count` (task id, exact cosine) pairs, most similar first."""
+        ids, scores = self.search_arrays(queries, count)
+        return [
+            [(int(t), float(x)) for t, x in zip(row_ids, row_scores, strict=True) if t >= 0]
+            for row_ids, row_scores in zip(ids.tolist(), scores.tolist(), strict=True)
+        ]
+
+    def search_arrays(self, queries: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """`search` as two (queries x count) arrays, task ids and exact cosines, most similar
+        first; a query with fewer hits is padded with id -1 and score -inf. Every query of a
+        batch is scored in one product."""
+        empty = (np.full((len(queries), 0), -1, np.int64), np.zeros((len(queries), 0), np.float32))
         with self._lock:
             self.refresh()
             size = len(self._rows)
             if not size or not len(queries):
-                return [[] for _ in range(len(queries))]
+                return empty
             assert self._graph is not None
             wanted = min(size, max(count, MIN_CANDIDATES))
             found = self._graph.search(np.ascontiguousarray(queries, np.float32), wanted)
-            keys = np.atleast_2d(found.keys)
-            counts = np.atleast_1d(getattr(found, "counts", len(found.keys)))
-            hits = []
-            for query, row_keys, n in zip(queries, keys, counts, strict=True):
-                ids = [int(k) for k in row_keys[:n]]
-                rows = [self._rows[t] for t in ids]
-                scores = self._vectors[rows] @ query if rows else np.zeros(0, np.float32)
-                order = np.argsort(-scores, kind="stable")[:count]
-                hits.append([(ids[i], float(scores[i])) for i in order])
-            return hits
+            keys = np.atleast_2d(found.keys).astype(np.int64)
+            counts = np.atleast_1d(getattr(found, "counts", keys.shape[1]))
+            valid = np.arange(keys.shape[1])[np.newaxis, :] < counts[:, np.newaxis]
+            rows = np.array([self._rows.get(t, -1) for t in keys.ravel().tolist()], np.int64)
+            rows = rows.reshape(keys.shape)
+            valid &= rows >= 0
+            gathered = self._vectors[np.where(valid, rows, 0)]
+        scores = np.matmul(gathered, np.asarray(queries, np.float32)[:, :, np.newaxis])[..., 0]
+        scores = np.where(valid, scores, -np.inf).astype(np.float32)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :count]
+        ids = np.where(valid, keys, -1)
+        return np.take_along_axis(ids, order, 1), np.take_along_axis(scores, order, 1)
 
     # Writing -----------------------------------------------------------------------------
     def append(self, task_ids: Sequence[int], vectors: np.ndarray) -> None:

@@ -2,10 +2,11 @@
 
 Every task is indexed when it is predicted, by whichever backend process handles it, so a task
 predicted today finds its twin predicted last week in another request. One MinHash signature
-per side of a task (its user turns, its answer: `KINDS`) goes into LSH bands (16 bands of 8
-rows: candidates from Jaccard ~0.7, almost all pairs above 0.8 found); a `DuplicateRule` then
-decides from the candidates' estimated Jaccard per side (which texts the sides hold and the
-rule itself live in `prediction/near_duplicates.py`). Task vectors give the nearest task by
+per side of a task (its user turns, its answer: `KINDS`) goes into LSH buckets; a task finds
+its candidates in buckets that hash both sides together, so only tasks alike on both sides
+are compared (`lsh.py`). A `DuplicateRule` then decides from the candidates' estimated
+Jaccard per side (which texts the sides hold and the rule itself live in
+`prediction/near_duplicates.py`). Task vectors give the nearest task by
 cosine, shown with every prediction, through the project's `VectorIndex` (an HNSW graph in
 each process, kept from a log in Redis, which semantic search reads too), so a request costs
 the same at 1,000 and at 100,000 tasks. A task lists its `MAX_LISTED` closest duplicates.
@@ -17,7 +18,6 @@ task again keeps it, and a later twin joins the earlier task's cluster.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -31,12 +31,12 @@ from datasketch import MinHash
 
 from tracetune.backend.cache import BatchRead, key
 from tracetune.backend.vectors.ann import VectorIndex
+from tracetune.backend.vectors.buckets import BucketStore, Membership, Query
+from tracetune.backend.vectors.lsh import PAIR, indexed_families, query_family
 from tracetune.backend.vectors.matching import DuplicateRule, SignatureTable, score_candidates
 
 NUM_PERM = 128
 MAX_LISTED = 20
-BANDS = 16
-ROWS = 8
 SHINGLE_WORDS = 3
 KINDS = ("user", "answer")
 _WORD = re.compile(r"\w+")
@@ -110,47 +110,28 @@ def signatures(
     return [found[h] for h in hashes]
 
 
-def _band_keys(signature: np.ndarray) -> tuple[str, ...]:
-    """One bucket name per band: the band number and a hash of its rows."""
-    return _bands_of(signature.tobytes())
+#: Scopes whose tasks this process knows to be indexed in every bucket family.
+_FAMILIES_CURRENT: set[str] = set()
 
 
-@lru_cache(maxsize=16384)
-def _bands_of(raw: bytes) -> tuple[str, ...]:
-    """Remembered: a batch asks for each signature's bands up to three times."""
-    width = ROWS * 4
-    rows = [raw[band * width : (band + 1) * width] for band in range(BANDS)]
-    return tuple(
-        f"{band}:{hashlib.blake2b(part, digest_size=8).hexdigest()}"
-        for band, part in enumerate(rows)
-    )
+def _best(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the highest score and its task id (ties: the lower id); -inf without any."""
+    if not ids.shape[1]:
+        return np.full(len(ids), -np.inf), np.full(len(ids), np.iinfo(np.int64).max)
+    top = scores.max(axis=1)
+    tied = np.where(scores == top[:, np.newaxis], ids, np.iinfo(np.int64).max)
+    return top.astype(np.float64), tied.min(axis=1)
 
 
-#: Adds ARGV[i] to the set KEYS[i], for all i, in one round trip (a batch touches ~32 buckets
-#: per task).
-_ADD_TO_BUCKETS = """
-for i, name in ipairs(KEYS) do
-  redis.call('SADD', name, ARGV[i])
-end
-return #KEYS
-"""
-
-
-#: Per task, the union of its buckets (ARGV[t] of KEYS, in order), members as integers.
-_BUCKET_UNIONS = """
-local unions, at = {}, 1
-for t = 1, #ARGV do
-  local count = tonumber(ARGV[t])
-  local members = {}
-  if count > 0 then
-    members = redis.call('SUNION', unpack(KEYS, at, at + count - 1))
-    for i, member in ipairs(members) do members[i] = tonumber(member) end
-  end
-  unions[t] = members
-  at = at + count
-end
-return unions
-"""
+def _changed(item: IndexItem, known: dict[str, dict[int, np.ndarray | None]]) -> bool:
+    """Whether any side of the item differs from its stored signature (or is new)."""
+    for kind in KINDS:
+        stored, now = known[kind].get(item.task_id), item.signatures.get(kind)
+        if (stored is None) != (now is None) or (
+            stored is not None and now is not None and not np.array_equal(stored, now)
+        ):
+            return True
+    return False
 
 
 @dataclass
@@ -204,9 +185,29 @@ class DuplicateIndex:
     def _key(self, *parts: str | int) -> str:
         return key("index", self.scope, *parts)
 
-    def _bucket_keys(self, kind: str, signature: np.ndarray) -> list[str]:
-        prefix = self._key("lsh", kind, "")
-        return [prefix + band for band in _band_keys(signature)]
+    @property
+    def _buckets(self) -> BucketStore:
+        return BucketStore(self.client, self._key("lsh", ""), self._key("lsh_unions"))
+
+    @staticmethod
+    def _query(item: IndexItem) -> Query:
+        """The buckets the item finds its candidates in (its `pair` buckets' union is kept)."""
+        family = query_family(item.signatures)
+        if family is None:
+            return Query(item.task_id, (), remembered=False)
+        buckets = family.buckets(item.signatures) or ()
+        return Query(
+            item.task_id, [f"{family.name}:{b}" for b in buckets], remembered=family.name == PAIR
+        )
+
+    @staticmethod
+    def _memberships(task_id: int, signatures: dict[str, np.ndarray | None]) -> list[Membership]:
+        """Every bucket a task with these signatures is in."""
+        return [
+            Membership(f"{family.name}:{bucket}", task_id, tracked=family.name == PAIR)
+            for family in indexed_families(signatures)
+            for bucket in family.buckets(signatures) or ()
+        ]
 
     def add_and_match(self, items: Sequence[IndexItem]) -> list[DuplicateMatch]:
         """Match each item against the project and the batch, then index the batch.
@@ -219,7 +220,7 @@ class DuplicateIndex:
         assert self.rule is not None, "matching needs a DuplicateRule"
         ordered = sorted(items, key=lambda item: item.task_id)
         batch_ids = {item.task_id for item in ordered}
-        candidates = self._stored_candidates(ordered)
+        candidates, missed = self._stored_candidates(ordered)
         stored_signatures = self._stored_signatures(
             {c for proposed in candidates.values() for c in proposed} | batch_ids
         )
@@ -244,6 +245,7 @@ class DuplicateIndex:
         wanted = sorted(batch_ids | {t for match in scored for t in match.duplicate_of})
         raw_clusters = cast(list[bytes | None], self.client.hmget(self._key("clusters"), wanted))
         clusters = {t: c.decode() for t, c in zip(wanted, raw_clusters, strict=True) if c}
+        unclustered = batch_ids - set(clusters)
 
         matches: dict[int, DuplicateMatch] = {}
         for item, found, (nearest_id, similarity) in zip(ordered, scored, nearest, strict=True):
@@ -260,7 +262,7 @@ class DuplicateIndex:
                 nearest_similarity=similarity,
                 duplicate_of=found.duplicate_of,
             )
-        self._store(ordered, clusters, previous)
+        self._store(ordered, {t: clusters[t] for t in unclustered}, previous, missed)
         return [matches[item.task_id] for item in items]
 
     def _nearest(self, items: Sequence[IndexItem]) -> list[tuple[int | None, float]]:
@@ -273,84 +275,95 @@ class DuplicateIndex:
         """
         matrix = np.stack([item.vector for item in items])
         ids = np.array([item.task_id for item in items], dtype=np.int64)
-        in_batch = set(ids.tolist())
-        within = matrix @ matrix.T
-        np.fill_diagonal(within, -np.inf)
-        keep = min(MAX_LISTED + 1, len(ids) - 1)
-        closest = np.argpartition(-within, keep - 1, axis=1)[:, :keep] if keep > 0 else None
-        found: list[tuple[int | None, float]] = []
-        for row, hits in enumerate(self.vectors.search(matrix, MAX_LISTED + 2)):
-            best: tuple[float, int] | None = None
-            for other, score in hits:  # most similar first
-                if other in in_batch:
-                    continue
-                if best is not None and score < -best[0]:
-                    break
-                if best is None or (-score, other) < best:
-                    best = (-score, other)
-            if closest is not None:
-                scores = within[row, closest[row]]
-                top = float(scores.max())
-                other = int(ids[closest[row][scores == scores.max()]].min())
-                if best is None or (-top, other) < best:
-                    best = (-top, other)
-            found.append((None, 0.0) if best is None else (best[1], -best[0]))
-        return found
+        hit_ids, hit_scores = self.vectors.search_arrays(matrix, MAX_LISTED + 2)
+        hit_scores = np.where(np.isin(hit_ids, ids), -np.inf, hit_scores)
+        best_score, best_id = _best(hit_ids, hit_scores)
+        if len(ids) > 1:
+            within = matrix @ matrix.T
+            np.fill_diagonal(within, -np.inf)
+            keep = min(MAX_LISTED + 1, len(ids) - 1)
+            closest = np.argpartition(-within, keep - 1, axis=1)[:, :keep]
+            batch_score, batch_id = _best(ids[closest], np.take_along_axis(within, closest, 1))
+            closer = (batch_score > best_score) | (
+                (batch_score == best_score) & (batch_id < best_id)
+            )
+            best_score = np.where(closer, batch_score, best_score)
+            best_id = np.where(closer, batch_id, best_id)
+        return [
+            (None, 0.0) if np.isneginf(score) else (int(task_id), float(score))
+            for task_id, score in zip(best_id.tolist(), best_score.tolist(), strict=True)
+        ]
 
-    def _stored_candidates(self, items: Sequence[IndexItem]) -> dict[int, set[int]]:
-        """Every indexed task sharing an LSH bucket with an item, on any side, in one script
-        call (the union per task made by Redis, its members sent back as integers)."""
-        bucket_keys: list[str] = []
-        per_task: list[int] = []
-        for item in items:
-            keys = [
-                k
-                for kind, signature in item.signatures.items()
-                if signature is not None
-                for k in self._bucket_keys(kind, signature)
-            ]
-            bucket_keys += keys
-            per_task.append(len(keys))
+    def _stored_candidates(
+        self, items: Sequence[IndexItem]
+    ) -> tuple[dict[int, set[int]], set[int]]:
+        """Every indexed task sharing a bucket of its query family with an item (`lsh.py`),
+        in one script call, and the items whose union was not remembered (`buckets.py`)."""
+        self._ensure_pair_buckets()
+        queries = [self._query(item) for item in items]
+        unions, remembered = self._buckets.unions(queries)
         found: dict[int, set[int]] = defaultdict(set)
-        if not bucket_keys:
-            return found
-        unions = self.client.eval(_BUCKET_UNIONS, len(bucket_keys), *bucket_keys, *per_task)
-        for item, members in zip(items, cast(list[list[int]], unions), strict=True):
-            found[item.task_id].update(members)
-            found[item.task_id].discard(item.task_id)
-        return found
+        for item, members in zip(items, unions, strict=True):
+            found[item.task_id] = members - {item.task_id}
+        pairs = zip(queries, remembered, strict=True)
+        missed = {q.task_id for q, hit in pairs if q.remembered and not hit}
+        return found, missed
 
     @staticmethod
     def _batch_candidates(
         items: Sequence[IndexItem], known: dict[str, dict[int, np.ndarray | None]]
     ) -> dict[int, set[int]]:
-        """Tasks of the batch sharing a bucket that the stored buckets do not show: pairs
-        where one side is new or changed (`known`: the batch's signatures as stored). A side
-        stored unchanged is in its buckets already, so `_stored_candidates` found it; a batch
-        predicted again costs nothing here."""
-        members: dict[tuple[str, str], list[int]] = defaultdict(list)
+        """Tasks of the batch sharing a bucket that the stored buckets do not show: an item
+        finds the batch's new or changed tasks (`known`: the batch's signatures as stored) in
+        the buckets of its query family. A task stored unchanged is in its buckets already, so
+        `_stored_candidates` found it; a batch predicted again costs nothing here."""
         fresh: dict[tuple[str, str], list[int]] = defaultdict(list)
         for item in items:
-            for kind, signature in item.signatures.items():
-                if signature is None:
-                    continue
-                previous = known[kind].get(item.task_id)
-                changed = previous is None or not np.array_equal(previous, signature)
-                for band in _band_keys(signature):
-                    members[(kind, band)].append(item.task_id)
-                    if changed:
-                        fresh[(kind, band)].append(item.task_id)
+            if not _changed(item, known):
+                continue
+            for family in indexed_families(item.signatures):
+                for bucket in family.buckets(item.signatures) or ():
+                    fresh[(family.name, bucket)].append(item.task_id)
         found: dict[int, set[int]] = defaultdict(set)
-        for bucket, new in fresh.items():
-            sharing = members[bucket]
-            if len(sharing) > 1:  # most buckets hold one task of the batch
-                for task_id in sharing:
-                    found[task_id].update(new)
-                for task_id in new:
-                    found[task_id].update(sharing)
-        for task_id, others in found.items():
-            others.discard(task_id)
+        if not fresh:
+            return found
+        for item in items:
+            looks_in = query_family(item.signatures)
+            if looks_in is None:
+                continue
+            for bucket in looks_in.buckets(item.signatures) or ():
+                found[item.task_id].update(fresh.get((looks_in.name, bucket), ()))
+            found[item.task_id].discard(item.task_id)
         return found
+
+    def _ensure_pair_buckets(self) -> None:
+        """Index tasks stored before the `pair` family existed into it, once per scope: their
+        signatures are stored, so their buckets are rebuilt from them, and a task indexed
+        then is found by a twin predicted now."""
+        marker = self._key("lsh_families")
+        if self.scope in _FAMILIES_CURRENT or self.client.get(marker) == PAIR.encode():
+            _FAMILIES_CURRENT.add(self.scope)
+            return
+        stored = {
+            kind: dict(self.client.hscan_iter(self._key("signatures", kind), count=1000))
+            for kind in KINDS
+        }
+        additions: list[Membership] = []
+        for raw_id, raw_user in stored["user"].items():
+            raw_answer = stored["answer"].get(raw_id)
+            if not raw_user or not raw_answer:
+                continue
+            sides: dict[str, np.ndarray | None] = {
+                "user": np.frombuffer(raw_user, dtype=np.uint32),
+                "answer": np.frombuffer(raw_answer, dtype=np.uint32),
+            }
+            additions += [m for m in self._memberships(int(raw_id), sides) if m.tracked]
+            if len(additions) >= 32_768:
+                self._buckets.write((), additions, ())
+                additions = []
+        self._buckets.write((), additions, ())
+        self.client.set(marker, PAIR)
+        _FAMILIES_CURRENT.add(self.scope)
 
     def _stored_signatures(self, task_ids: set[int]) -> dict[str, dict[int, np.ndarray | None]]:
         ordered = sorted(task_ids)
@@ -371,34 +384,39 @@ class DuplicateIndex:
         items: Sequence[IndexItem],
         clusters: dict[int, str],
         known: dict[str, dict[int, np.ndarray | None]],
+        missed: set[int],
     ) -> None:
-        """Write the batch: LSH buckets in one script call, each hash in one HSET, vectors to
-        the vector log; `known` holds the batch's signatures as stored before."""
-        bucket_keys: list[str] = []
-        bucket_ids: list[int] = []
+        """Write the batch: LSH buckets and the unions to remember in one script call, each
+        hash in one HSET, vectors to the vector log. `known` holds the batch's signatures as
+        stored before, `clusters` the clusters given now (a cluster once given stays),
+        `missed` the tasks whose union was not remembered. A task stored unchanged writes
+        nothing."""
+        removals: list[Membership] = []
+        additions: list[Membership] = []
         signatures: dict[str, dict[str, bytes]] = defaultdict(dict)
         pipe = self.client.pipeline(transaction=False)
-        for item in items:
-            for kind, signature in item.signatures.items():
-                previous = known[kind].get(item.task_id)
-                if signature is None or (
-                    previous is not None and np.array_equal(previous, signature)
-                ):
-                    continue
-                if previous is not None:
-                    for bucket in self._bucket_keys(kind, previous):
-                        pipe.srem(bucket, item.task_id)
-                for bucket in self._bucket_keys(kind, signature):
-                    bucket_keys.append(bucket)
-                    bucket_ids.append(item.task_id)
-                signatures[kind][str(item.task_id)] = signature.tobytes()
-        if bucket_keys:
-            pipe.eval(_ADD_TO_BUCKETS, len(bucket_keys), *bucket_keys, *bucket_ids)
+        changed = [item for item in items if _changed(item, known)]
+        for item in changed:
+            previous = {kind: known[kind].get(item.task_id) for kind in KINDS}
+            removals += self._memberships(item.task_id, previous)
+            additions += self._memberships(item.task_id, item.signatures)
+            for kind in KINDS:
+                signature = item.signatures.get(kind)
+                if signature is not None:
+                    signatures[kind][str(item.task_id)] = signature.tobytes()
+                elif previous[kind] is not None:  # a side the task no longer has
+                    pipe.hdel(self._key("signatures", kind), str(item.task_id))
+        rewritten = {item.task_id for item in changed} | missed
+        remember = [q for item in items if item.task_id in rewritten
+                    if (q := self._query(item)).remembered]  # fmt: skip
+        self._buckets.write(removals, additions, remember, pipe)
         for kind, mapping in signatures.items():
             pipe.hset(self._key("signatures", kind), mapping=mapping)  # type: ignore[arg-type]
-        ids = {str(item.task_id): clusters[item.task_id] for item in items}
-        pipe.hset(self._key("clusters"), mapping=ids)  # type: ignore[arg-type]
-        pipe.execute()
+        if clusters:
+            given = {str(task_id): cluster for task_id, cluster in clusters.items()}
+            pipe.hset(self._key("clusters"), mapping=given)  # type: ignore[arg-type]
+        if len(pipe):
+            pipe.execute()
         self.vectors.append(
             [item.task_id for item in items], np.stack([item.vector for item in items])
         )

@@ -1,12 +1,11 @@
 """Scoring a batch against its near-duplicate candidates, every pair at once.
 
-A task of a templated support bot has hundreds of LSH candidates (the same answer template,
-the same topics), so comparing them one task and one candidate at a time in Python cost most
-of a cached prediction. Here every (task, candidate) pair of a batch is one row: one array
-comparison per side gives every estimated Jaccard similarity, one sort ranks every task's
-duplicates. The numbers are those of the one-at-a-time comparison: the share of equal MinHash
-values (an exact count divided by the signature length), the least similar side, the rule's
-verdict, duplicates by closeness then task id.
+Comparing candidates one task and one candidate at a time in Python cost most of a cached
+prediction. Here every (task, candidate) pair of a batch is one row: one array comparison per
+side gives every estimated Jaccard similarity, one sort ranks every task's duplicates. The
+numbers are those of the one-at-a-time comparison: the share of equal MinHash values (an
+exact count divided by the signature length), the least similar side, the rule's verdict,
+duplicates by closeness then task id.
 """
 
 from __future__ import annotations
@@ -112,6 +111,10 @@ def score_candidates(
     return scored
 
 
+#: (task, candidate) pairs compared in one array operation: bounds the copies it makes.
+PAIRS_PER_CHUNK = 32_768
+
+
 def _similarities(
     table: SignatureTable,
     sides: Sequence[Mapping[str, np.ndarray | None]],
@@ -121,20 +124,20 @@ def _similarities(
 ) -> np.ndarray:
     """Estimated Jaccard similarity of each (task, candidate) pair on one side, 0 where the
     candidate has no signature there: the share of equal MinHash values. Every task of
-    `pair_task` (in order: each task's pairs together) has a signature on this side; each
-    task's candidates are compared with its own signature as they are, without copying it
-    once per pair (half the memory traffic of one comparison of every pair)."""
+    `pair_task` has a signature on this side. All pairs are compared in a few array
+    operations (a task has a handful of candidates, so a loop per task cost more than the
+    comparisons)."""
     found = np.zeros(len(others))
     rows = table.rows_of(others)
-    bounds = np.flatnonzero(np.diff(pair_task)) + 1
-    starts = np.concatenate([[0], bounds]).tolist()
-    ends = np.concatenate([bounds, [len(pair_task)]]).tolist()
+    known = np.flatnonzero(rows >= 0)
+    if not len(known):
+        return found
+    positions = np.unique(pair_task[known])
+    own = np.stack([cast(np.ndarray, sides[int(p)][kind]) for p in positions])
     width = table.matrix.shape[1]
-    for start, end in zip(starts, ends, strict=True):
-        block = rows[start:end]
-        known = block >= 0
-        if known.any():
-            own = cast(np.ndarray, sides[int(pair_task[start])][kind])
-            equal = np.count_nonzero(table.matrix[block[known]] == own, axis=1)
-            found[start:end][known] = equal / width
+    for start in range(0, len(known), PAIRS_PER_CHUNK):
+        chunk = known[start : start + PAIRS_PER_CHUNK]
+        mine = own[np.searchsorted(positions, pair_task[chunk])]
+        equal = np.count_nonzero(table.matrix[rows[chunk]] == mine, axis=1)
+        found[chunk] = equal / width
     return found
