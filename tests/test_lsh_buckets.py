@@ -12,7 +12,6 @@ import pytest
 import redis
 
 from tracetune.backend.prediction.near_duplicates import NearDuplicateRule, side_signatures
-from tracetune.backend.vectors import duplicates
 from tracetune.backend.vectors.ann import VectorIndex
 from tracetune.backend.vectors.buckets import Query
 from tracetune.backend.vectors.duplicates import DuplicateIndex, IndexItem
@@ -112,7 +111,6 @@ def test_an_index_from_before_pair_buckets_is_indexed_into_them(client: redis.Re
     for name in client.scan_iter(match=f"{prefix}lsh:pair:*"):
         client.delete(name)
     client.delete(f"{prefix}lsh_families", f"{prefix}lsh_unions")
-    duplicates._FAMILIES_CURRENT.discard(scope)  # a process started after the upgrade
 
     [twin] = process(client, scope).add_and_match([IndexItem(2, sides[1], vector(2))])
     assert twin.duplicate_of == (1,)

@@ -274,6 +274,7 @@ class Predictor:
         return namespace(
             {
                 "signals": {name: s.version for name, s in self.signals.items()},
+                "signal_threshold": SIGNAL_THRESHOLD,
                 "concepts": concepts,
                 "targets": json.dumps(asdict(targets), sort_keys=True, default=sorted),
                 "embedding": self.embedder.key_of(""),

@@ -110,10 +110,6 @@ def signatures(
     return [found[h] for h in hashes]
 
 
-#: Scopes whose tasks this process knows to be indexed in every bucket family.
-_FAMILIES_CURRENT: set[str] = set()
-
-
 def _best(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the highest score and its task id (ties: the lower id); -inf without any."""
     if not ids.shape[1]:
@@ -337,12 +333,12 @@ class DuplicateIndex:
         return found
 
     def _ensure_pair_buckets(self) -> None:
-        """Index tasks stored before the `pair` family existed into it, once per scope: their
-        signatures are stored, so their buckets are rebuilt from them, and a task indexed
-        then is found by a twin predicted now."""
+        """Index tasks stored before the `pair` family existed into it, once per scope (a
+        marker says it was done; reading it is one GET a batch): their signatures are
+        stored, so their buckets are rebuilt from them, and a task indexed then is found by a
+        twin predicted now."""
         marker = self._key("lsh_families")
-        if self.scope in _FAMILIES_CURRENT or self.client.get(marker) == PAIR.encode():
-            _FAMILIES_CURRENT.add(self.scope)
+        if self.client.get(marker) == PAIR.encode():
             return
         stored = {
             kind: dict(self.client.hscan_iter(self._key("signatures", kind), count=1000))
@@ -363,7 +359,6 @@ class DuplicateIndex:
                 additions = []
         self._buckets.write((), additions, ())
         self.client.set(marker, PAIR)
-        _FAMILIES_CURRENT.add(self.scope)
 
     def _stored_signatures(self, task_ids: set[int]) -> dict[str, dict[int, np.ndarray | None]]:
         ordered = sorted(task_ids)
