@@ -140,7 +140,9 @@ class VectorIndex:
                 return empty
             assert self._graph is not None
             wanted = min(size, max(count, MIN_CANDIDATES))
-            found = self._graph.search(np.ascontiguousarray(queries, np.float32), wanted)
+            # One thread: a batch is ~100 queries, and threads only contend with the
+            # other requests this process and its siblings serve.
+            found = self._graph.search(np.ascontiguousarray(queries, np.float32), wanted, threads=1)
             keys = np.atleast_2d(found.keys).astype(np.int64)
             counts = np.atleast_1d(getattr(found, "counts", keys.shape[1]))
             valid = np.arange(keys.shape[1])[np.newaxis, :] < counts[:, np.newaxis]

@@ -9,9 +9,11 @@ from, and kept current by every write to a `pair` bucket. What is remembered is 
 always what the union would be now:
 
 - a task whose signature changed asks for other buckets, whose digest does not match;
-- a task joining a bucket is added to the remembered union of every member of that bucket
-  (a bucket holds the few tasks alike on both sides, so a write updates a handful); a task
-  leaving one (its signature changed) makes the bucket's members compute their unions again;
+- a task joining a bucket is added to the set of newcomers of every member of that bucket
+  (a bucket holds the few tasks alike on both sides, and adding to a set costs the same
+  however long the union is; a member's newcomers are dropped when its union is computed
+  again); a task leaving one (its signature changed) makes the bucket's members compute
+  their unions again;
 - the scripts run atomically, so a union remembered by one process cannot miss a write
   made by another.
 
@@ -32,37 +34,36 @@ from typing import Any, cast
 
 import redis
 
-#: Lua: per remembered union, "<sha1 of the bucket names>|,<id>,<id>,...,"
+#: Lua. A remembered union is "<sha1 of the bucket names>|,<id>,<id>,...," in the hash
+#: `cache`, plus the set `joined .. <task>` of tasks that joined its buckets since: adding to
+#: a set costs the same however long the union is.
 _REMEMBER = """
-local function remember(cache, task, prefix, names)
+local function remember(cache, joined, task, prefix, names)
   local full = {}
   for i, name in ipairs(names) do full[i] = prefix .. name end
   local members = redis.call('SUNION', unpack(full))
   redis.call('HSET', cache, task, redis.sha1hex(table.concat(names, ',')) .. '|,'
     .. table.concat(members, ',') .. (#members > 0 and ',' or ''))
+  redis.call('DEL', joined .. task)
 end
-local function forget_members(cache, bucket)
-  local members = redis.call('SMEMBERS', bucket)
-  for first = 1, #members, 1000 do
-    redis.call('HDEL', cache, unpack(members, first, math.min(first + 999, #members)))
+local function forget_members(cache, joined, bucket)
+  for _, member in ipairs(redis.call('SMEMBERS', bucket)) do
+    redis.call('HDEL', cache, member)
+    redis.call('DEL', joined .. member)
   end
 end
-local function join_members(cache, bucket, task)
-  local needle = ',' .. task .. ','
+local function join_members(joined, bucket, task)
   for _, member in ipairs(redis.call('SMEMBERS', bucket)) do
-    local entry = redis.call('HGET', cache, member)
-    if entry and not string.find(entry, needle, 1, true) then
-      redis.call('HSET', cache, member, entry .. task .. ',')
-    end
+    redis.call('SADD', joined .. member, task)
   end
 end
 """
 
-#: ARGV: prefix, cache, then per task: id, remembered (1: pair buckets), count, names.
-#: Returns {unions, hits}: per task its union (integers) and 1 where it was remembered.
+#: ARGV: prefix, cache, joined, then per task: id, remembered (1: pair buckets), count,
+#: names. Returns {unions, hits}: per task its union (integers), 1 where it was remembered.
 _UNIONS = """
-local prefix, cache = ARGV[1], ARGV[2]
-local unions, hits, at, t = {}, {}, 3, 1
+local prefix, cache, joined = ARGV[1], ARGV[2], ARGV[3]
+local unions, hits, at, t = {}, {}, 4, 1
 while at <= #ARGV do
   local task, remembered, count = ARGV[at], ARGV[at + 1] == '1', tonumber(ARGV[at + 2])
   local names = {}
@@ -75,6 +76,9 @@ while at <= #ARGV do
       if digest == redis.sha1hex(table.concat(names, ',')) then
         members = {}
         for m in string.gmatch(list, '%d+') do members[#members + 1] = tonumber(m) end
+        for _, m in ipairs(redis.call('SMEMBERS', joined .. task)) do
+          members[#members + 1] = tonumber(m)
+        end
       end
     end
   end
@@ -96,20 +100,20 @@ end
 return {unions, hits}
 """
 
-#: ARGV: prefix, cache, then three sections, each led by its length in entries:
+#: ARGV: prefix, cache, joined, then three sections, each led by its length in entries:
 #: removals (name, id, tracked 1/0), additions (name, id, tracked 1/0), and the unions to
 #: remember once the batch is written (id, count, names).
 _WRITE = (
     _REMEMBER
     + """
-local prefix, cache, at = ARGV[1], ARGV[2], 3
+local prefix, cache, joined, at = ARGV[1], ARGV[2], ARGV[3], 4
 for _, command in ipairs({'SREM', 'SADD'}) do
   local entries = tonumber(ARGV[at])
   at = at + 1
   for e = 1, entries do
     local bucket, task, tracked = prefix .. ARGV[at], ARGV[at + 1], ARGV[at + 2] == '1'
-    if tracked and command == 'SREM' then forget_members(cache, bucket) end
-    if tracked and command == 'SADD' then join_members(cache, bucket, task) end
+    if tracked and command == 'SREM' then forget_members(cache, joined, bucket) end
+    if tracked and command == 'SADD' then join_members(joined, bucket, task) end
     redis.call(command, bucket, task)
     at = at + 3
   end
@@ -120,7 +124,7 @@ for e = 1, tasks do
   local task, count = ARGV[at], tonumber(ARGV[at + 1])
   local names = {}
   for i = 1, count do names[i] = ARGV[at + 1 + i] end
-  if count > 0 then remember(cache, task, prefix, names) end
+  if count > 0 then remember(cache, joined, task, prefix, names) end
   at = at + count + 2
 end
 return 1
@@ -147,17 +151,19 @@ class Membership:
 
 
 class BucketStore:
-    """The buckets under `prefix` and the remembered unions in the hash `cache`."""
+    """The buckets under `prefix`, the remembered unions in the hash `cache` and the sets of
+    tasks that joined them under `joined`."""
 
-    def __init__(self, client: redis.Redis, prefix: str, cache: str) -> None:
+    def __init__(self, client: redis.Redis, prefix: str, cache: str, joined: str) -> None:
         self.client = client
         self.prefix = prefix
         self.cache = cache
+        self.joined = joined
 
     def unions(self, queries: Sequence[Query]) -> tuple[list[set[int]], list[bool]]:
         """Per query, every task in its buckets (itself included) and whether it was
         remembered."""
-        arguments: list[str | int] = [self.prefix, self.cache]
+        arguments: list[str | int] = [self.prefix, self.cache, self.joined]
         for query in queries:
             arguments += [query.task_id, int(query.remembered), len(query.buckets)]
             arguments += list(query.buckets)
@@ -178,7 +184,7 @@ class BucketStore:
         """Remove, then add, then remember the unions of `remember` as they are after the
         writes: in one script, so no other process sees the buckets half written. `pipe`:
         queue it there instead of running it now."""
-        arguments: list[str | int] = [self.prefix, self.cache]
+        arguments: list[str | int] = [self.prefix, self.cache, self.joined]
         for section in (removals, additions):
             arguments.append(len(section))
             for entry in section:

@@ -183,7 +183,9 @@ class DuplicateIndex:
 
     @property
     def _buckets(self) -> BucketStore:
-        return BucketStore(self.client, self._key("lsh", ""), self._key("lsh_unions"))
+        return BucketStore(
+            self.client, self._key("lsh", ""), self._key("lsh_unions"), self._key("lsh_joined", "")
+        )
 
     @staticmethod
     def _query(item: IndexItem) -> Query:
