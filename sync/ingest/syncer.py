@@ -268,6 +268,6 @@ def _sync(
     report.duplicates_removed = runs.duplicates_removed
     if project_state is not None and tally.next_watermark is not None:
         project_state.set_watermark(source.key, tally.next_watermark)
-    ensure_review_tabs(gateway, project.id)
+    ensure_review_tabs(gateway, project.id, config)
     report.fetched, report.skipped = tally.fetched, tally.skipped
     return report

@@ -4,7 +4,7 @@ langsmith 0.15's `Client.runs` is the asynchronous resource; the sync reads sync
 it calls the same `runs.query()` on the SDK's generated synchronous client, `langsmith.Langsmith`,
 through `with_raw_response`: building the SDK's response models took longer than the whole
 rest of reading a run (measured on 10,000 runs), and each run becomes the v1 run every source
-yields anyway. Pages follow
+yields anyway, built straight from the JSON (`run_dict`). Pages follow
 `next_cursor` one at a time, so a query holds one page in memory however many runs it yields.
 """
 
@@ -15,10 +15,9 @@ from itertools import islice
 from typing import Any
 
 import langsmith
-from langsmith import schemas
 
+from tracetune.sync.langsmith.run_dict import run_dict
 from tracetune.sync.langsmith.run_query import EARLIEST, RunQuery, aware_utc
-from tracetune.sync.langsmith.sources import run_as_dict
 
 #: v2's largest page.
 MAX_PAGE_SIZE = 1000
@@ -90,12 +89,16 @@ def selects(fields: tuple[str, ...]) -> list[str]:
 
 def as_run_dict(run: dict[str, Any]) -> dict[str, Any]:
     """A v2 run (`langsmith.types.Run` as JSON) as the v1 run dict every source yields."""
+    return run_dict(v1_fields(run))
+
+
+def v1_fields(run: dict[str, Any]) -> dict[str, Any]:
+    """A v2 run's fields under their v1 names and in v1's values (`None`: not set)."""
     parents = run.get("parent_run_ids")
-    fields: dict[str, Any] = {
+    return {
         **{name: run.get(name) for name in _SAME_NAME},
         "run_type": run["run_type"].lower() if run.get("run_type") else None,
         "status": run["status"].lower() if run.get("status") else None,
         "parent_run_id": parents[-1] if parents else None,
         "session_id": run.get("project_id"),
     }
-    return run_as_dict(schemas.Run(**{k: v for k, v in fields.items() if v is not None}))
