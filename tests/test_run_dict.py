@@ -71,24 +71,31 @@ def _v2_pages(standin: LangSmithStandIn, project: str, names: tuple[str, ...]) -
 
 
 @pytest.fixture(scope="module")
-def fixture_projects(langsmith_standin: LangSmithStandIn) -> list[str]:
+def standin() -> Iterator[LangSmithStandIn]:
+    """A stand-in of this module's own: other tests load the same fixtures, with the same ids."""
+    with LangSmithStandIn(api_key=f"lsv2_pt_run_dict_{uuid.uuid4().hex}") as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def fixture_projects(standin: LangSmithStandIn) -> list[str]:
     """One stand-in project per fixture file, loaded once for the module."""
     projects = []
     for fixture in _run_fixtures():
-        project = f"tt-run-dict-{fixture.stem}-{uuid.uuid4().hex[:8]}"
-        langsmith_standin.store.load_jsonl(fixture, project=project)
+        project = f"tt-run-dict-{fixture.stem}"
+        standin.store.load_jsonl(fixture, project=project)
         projects.append(project)
     return projects
 
 
 @pytest.mark.parametrize("names", [ROOT_FIELDS, CHILD_FIELDS, MODEL_CALL_FIELDS])
 def test_runs_read_through_v2_become_the_models_dicts(
-    langsmith_standin: LangSmithStandIn,
+    standin: LangSmithStandIn,
     fixture_projects: list[str],
     monkeypatch: pytest.MonkeyPatch,
     names: tuple[str, ...],
 ) -> None:
-    read = [run for p in fixture_projects for run in _v2_pages(langsmith_standin, p, names)]
+    read = [run for p in fixture_projects for run in _v2_pages(standin, p, names)]
     assert len(read) > 100, "the fixtures hold runs of every traced shape"
     expected = [_through_the_model(v1_fields(run)) for run in read]
     # No run of the fixtures needs the model: the fast path builds every one of them.

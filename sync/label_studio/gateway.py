@@ -27,6 +27,14 @@ from tracetune.sync.label_studio.quick_ack import quick_ack_transport
 from tracetune.sync.settings import Settings
 
 T = TypeVar("T")
+#: orjson writes JSON's own types; anything else (datetimes, dataclasses, subclasses of str or
+#: int) goes to the SDK's `jsonable_encoder`, so the body says what the SDK's would.
+_AS_THE_SDK_WRITES = (
+    orjson.OPT_NON_STR_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
 
 
 @dataclass(frozen=True)
@@ -189,7 +197,7 @@ class LabelStudioGateway:
             return 0
         payload: Any = [{"data": data} for data in tasks]
         try:
-            body = orjson.dumps(payload, default=jsonable_encoder, option=orjson.OPT_NON_STR_KEYS)
+            body = orjson.dumps(payload, default=jsonable_encoder, option=_AS_THE_SDK_WRITES)
         except TypeError:
             imported = self._call(
                 lambda: self.client.projects.import_tasks(id=project_id, request=payload)
