@@ -15,6 +15,7 @@ from itertools import islice
 from typing import Any
 
 import langsmith
+from langsmith.resources.runs import RunsResource
 
 from tracetune.sync.langsmith.run_dict import run_dict
 from tracetune.sync.langsmith.run_query import EARLIEST, RunQuery, aware_utc
@@ -41,17 +42,17 @@ def query_v2(
     at the call, and the caller can read through v1 instead.
     """
     arguments = _arguments(query, fields, min(page_size, MAX_PAGE_SIZE))
-    runs = _runs(api, arguments, _page(api, arguments))
+    runs = _runs(api.runs, arguments, _page(api.runs, arguments))
     return islice(runs, query.limit) if query.limit is not None else runs
 
 
-def _page(api: langsmith.Langsmith, arguments: dict[str, Any]) -> dict[str, Any]:
-    answer = api.runs.with_raw_response.query(**arguments).json()
+def _page(runs: RunsResource, arguments: dict[str, Any]) -> dict[str, Any]:
+    answer = runs.with_raw_response.query(**arguments).json()
     return answer if isinstance(answer, dict) else {}
 
 
 def _runs(
-    api: langsmith.Langsmith, arguments: dict[str, Any], page: dict[str, Any]
+    resource: RunsResource, arguments: dict[str, Any], page: dict[str, Any]
 ) -> Iterator[dict[str, Any]]:
     while True:
         for run in page.get("items") or []:
@@ -59,7 +60,7 @@ def _runs(
         cursor = page.get("next_cursor")
         if not page.get("items") or not cursor:
             return
-        page = _page(api, {**arguments, "cursor": cursor})
+        page = _page(resource, {**arguments, "cursor": cursor})
 
 
 def _arguments(query: RunQuery, fields: tuple[str, ...], page_size: int) -> dict[str, Any]:
