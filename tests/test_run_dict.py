@@ -152,7 +152,8 @@ def test_each_value_is_written_as_the_model_writes_it(changes: dict[str, Any]) -
 
 
 @pytest.mark.parametrize(
-    "changes", [{"name": 7}, {"tags": ["a", 1]}, {"start_time": "yesterday"}, {"outputs": [1]}]
+    "changes",
+    [{"id": None}, {"name": 7}, {"tags": ["a", 1]}, {"start_time": "yesterday"}, {"outputs": [1]}],
 )
 def test_what_the_model_refuses_is_still_refused(changes: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):

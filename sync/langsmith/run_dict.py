@@ -29,7 +29,7 @@ _CHECKED = frozenset(
      "dotted_order", "parent_run_ids"}
 )  # fmt: skip
 #: Every field of `schemas.Run`, in its order, with what `model_dump(mode="json")` writes for
-#: a field the run does not set (mutable defaults are copied per run).
+#: a field the run does not set (`_fast` gives each run fresh copies of the mutable ones).
 _DEFAULTS: dict[str, Any] = {
     name: (None if info.is_required() else info.get_default(call_default_factory=True))
     for name, info in schemas.Run.model_fields.items()
@@ -50,9 +50,9 @@ def run_dict(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fast(given: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(given.get("name"), str) or not isinstance(given.get("run_type"), str):
+    if "id" not in given or not given.keys() <= _CHECKED:
         raise _Irregular
-    if not given.keys() <= _CHECKED:
+    if not isinstance(given.get("name"), str) or not isinstance(given.get("run_type"), str):
         raise _Irregular
     # The model's mutable defaults, fresh for each run.
     run = {**_DEFAULTS, "extra": {"metadata": {}}, "inputs": {}, "attachments": {}, **given}
