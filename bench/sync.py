@@ -3,7 +3,7 @@ against a raw `label-studio-sdk` import of the same prepared tasks, in the same 
 
     .venv/bin/python bench/sync.py [--runs 10000]
 
-The last line reads `ratio=<sync/raw>` (target: at most 1.3).
+The last line reads `ratio=<sync/raw>` (target: at most 1.15).
 
     .venv/bin/python bench/sync.py --memory [--sizes 2000,20000] [--label-studio]
 

@@ -105,7 +105,9 @@ def test_a_second_sync_is_refused_with_the_holder_and_break_lock_lets_it_run(
 ) -> None:
     env = cli_env(label_studio_server.url, label_studio_server.token, redis_url)
     path = _runs(tmp_path, 3000)
-    args = ("-p", project_title, "--file", str(path), "--batch-size", "100", "--json")
+    # Small batches keep the holder importing for seconds after its first task appears, longer
+    # than the second sync takes to start, however fast each import is.
+    args = ("-p", project_title, "--file", str(path), "--batch-size", "25", "--json")
     holder = _start(env, *args)
     deadline = time.monotonic() + 120
     while _task_count(label_studio, project_title) == 0:

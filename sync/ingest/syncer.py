@@ -31,7 +31,7 @@ from tracetune.sync.ingest.planning import (
     planned_tasks,
 )
 from tracetune.sync.ingest.project_runs import ProjectRuns
-from tracetune.sync.ingest.state import SyncStore
+from tracetune.sync.ingest.state import ProjectSyncState, SyncStore
 from tracetune.sync.label_config import (
     check_config,
     flag_choices,
@@ -184,6 +184,15 @@ def _sync_lock(
         lock.release()
 
 
+def _ready_project(
+    gateway: LabelStudioGateway, title: str, config: str, state: SyncStore | None
+) -> tuple[Any, ProjectSyncState | None, ProjectRuns]:
+    """The project, made sure of, with its sync state and the runs it holds."""
+    project = gateway.ensure_project(title, config, "Runs synced from LangSmith")
+    project_state = state.for_project(project.id) if state is not None else None
+    return project, project_state, ProjectRuns.read(gateway, project.id, project_state)
+
+
 def run_sync(
     source: RunSource,
     gateway: LabelStudioGateway,
@@ -250,15 +259,18 @@ def _sync(
     config = render_label_config(kind, flags)
     if first is not None:
         check_config(config, first.data)
-    project = gateway.ensure_project(project_title, config, "Runs synced from LangSmith")
+    batches = _batches(itertools.chain([first] if first is not None else [], tasks), batch_size)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ls-project") as pool:
+        # Label Studio makes the project ready while the rest of the first batch is converted:
+        # its requests mostly wait on the server, the conversion is this process's own work.
+        ready = pool.submit(_ready_project, gateway, project_title, config, state)
+        first_batch = next(batches, None)
+        project, project_state, runs = ready.result()
     report = SyncReport(kind, project_id=project.id, project_url=gateway.project_url(project.id))
 
-    project_state = state.for_project(project.id) if state is not None else None
-    runs = ProjectRuns.read(gateway, project.id, project_state)
     importer = _BatchImporter(gateway, runs, alone)
     try:
-        remaining = itertools.chain([first] if first is not None else [], tasks)
-        for batch in _batches(remaining, batch_size):
+        for batch in itertools.chain([first_batch] if first_batch else [], batches):
             importer.submit(batch)
     finally:
         importer.close()
@@ -268,6 +280,6 @@ def _sync(
     report.duplicates_removed = runs.duplicates_removed
     if project_state is not None and tally.next_watermark is not None:
         project_state.set_watermark(source.key, tally.next_watermark)
-    ensure_review_tabs(gateway, project.id)
+    ensure_review_tabs(gateway, project.id, config)
     report.fetched, report.skipped = tally.fetched, tally.skipped
     return report

@@ -131,9 +131,15 @@ def _same(existing: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return all(existing.get(k) == v for k, v in wanted.items() if k != "ordering")
 
 
-def ensure_review_tabs(gateway: LabelStudioGateway, project_id: int) -> TabsReport:
-    """Create or update the project's review tabs from its label config and columns."""
-    config = str(gateway.project(project_id).label_config or "")
+def ensure_review_tabs(
+    gateway: LabelStudioGateway, project_id: int, label_config: str | None = None
+) -> TabsReport:
+    """Create or update the project's review tabs from its label config and columns.
+
+    `label_config` is the project's config when the caller just set it (else it is read).
+    """
+    config = label_config if label_config is not None else gateway.project(project_id).label_config
+    config = str(config or "")
     tabs = wanted_tabs(flag_choices(config), kind_of_config(config))
     columns = gateway.api_json("GET", "/api/dm/columns", params={"project": project_id})
     hidden = hidden_columns(columns.get("columns") or [])

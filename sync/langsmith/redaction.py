@@ -16,6 +16,7 @@ dropped too.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -49,12 +50,19 @@ def key_words(key: str) -> list[str]:
 
 def is_credential(key: str, value: Any) -> bool:
     """True when the entry names or holds a credential and must not reach task data."""
-    squashed = "".join(key_words(key))
-    if DENIED_KEY_WORDS.intersection(key_words(key)) or any(
-        part in squashed for part in DENIED_KEY_PARTS
-    ):
+    if _names_credential(key):
         return True
     return isinstance(value, str) and any(pattern.search(value) for pattern in DENIED_VALUES)
+
+
+@functools.lru_cache(maxsize=4096)
+def _names_credential(key: str) -> bool:
+    """Whether a key names a credential; cached, since every run of an app repeats its keys."""
+    words = key_words(key)
+    squashed = "".join(words)
+    return bool(DENIED_KEY_WORDS.intersection(words)) or any(
+        part in squashed for part in DENIED_KEY_PARTS
+    )
 
 
 def safe_metadata(run: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ langsmith 0.15's `Client.runs` is the asynchronous resource; the sync reads sync
 it calls the same `runs.query()` on the SDK's generated synchronous client, `langsmith.Langsmith`,
 through `with_raw_response`: building the SDK's response models took longer than the whole
 rest of reading a run (measured on 10,000 runs), and each run becomes the v1 run every source
-yields anyway. Pages follow
+yields anyway, built straight from the JSON (`run_dict`). Pages follow
 `next_cursor` one at a time, so a query holds one page in memory however many runs it yields.
 """
 
@@ -15,10 +15,10 @@ from itertools import islice
 from typing import Any
 
 import langsmith
-from langsmith import schemas
+from langsmith.resources.runs import RunsResource
 
+from tracetune.sync.langsmith.run_dict import run_dict
 from tracetune.sync.langsmith.run_query import EARLIEST, RunQuery, aware_utc
-from tracetune.sync.langsmith.sources import run_as_dict
 
 #: v2's largest page.
 MAX_PAGE_SIZE = 1000
@@ -42,17 +42,17 @@ def query_v2(
     at the call, and the caller can read through v1 instead.
     """
     arguments = _arguments(query, fields, min(page_size, MAX_PAGE_SIZE))
-    runs = _runs(api, arguments, _page(api, arguments))
+    runs = _runs(api.runs, arguments, _page(api.runs, arguments))
     return islice(runs, query.limit) if query.limit is not None else runs
 
 
-def _page(api: langsmith.Langsmith, arguments: dict[str, Any]) -> dict[str, Any]:
-    answer = api.runs.with_raw_response.query(**arguments).json()
+def _page(runs: RunsResource, arguments: dict[str, Any]) -> dict[str, Any]:
+    answer = runs.with_raw_response.query(**arguments).json()
     return answer if isinstance(answer, dict) else {}
 
 
 def _runs(
-    api: langsmith.Langsmith, arguments: dict[str, Any], page: dict[str, Any]
+    resource: RunsResource, arguments: dict[str, Any], page: dict[str, Any]
 ) -> Iterator[dict[str, Any]]:
     while True:
         for run in page.get("items") or []:
@@ -60,7 +60,7 @@ def _runs(
         cursor = page.get("next_cursor")
         if not page.get("items") or not cursor:
             return
-        page = _page(api, {**arguments, "cursor": cursor})
+        page = _page(resource, {**arguments, "cursor": cursor})
 
 
 def _arguments(query: RunQuery, fields: tuple[str, ...], page_size: int) -> dict[str, Any]:
@@ -90,12 +90,16 @@ def selects(fields: tuple[str, ...]) -> list[str]:
 
 def as_run_dict(run: dict[str, Any]) -> dict[str, Any]:
     """A v2 run (`langsmith.types.Run` as JSON) as the v1 run dict every source yields."""
+    return run_dict(v1_fields(run))
+
+
+def v1_fields(run: dict[str, Any]) -> dict[str, Any]:
+    """A v2 run's fields under their v1 names and in v1's values (`None`: not set)."""
     parents = run.get("parent_run_ids")
-    fields: dict[str, Any] = {
+    return {
         **{name: run.get(name) for name in _SAME_NAME},
         "run_type": run["run_type"].lower() if run.get("run_type") else None,
         "status": run["status"].lower() if run.get("status") else None,
         "parent_run_id": parents[-1] if parents else None,
         "session_id": run.get("project_id"),
     }
-    return run_as_dict(schemas.Run(**{k: v for k, v in fields.items() if v is not None}))
