@@ -1,11 +1,8 @@
-"""LSH buckets in Redis: tasks are compared only when alike on both sides, the remembered
-union of a task's buckets is always the union Redis would compute now, and an index written
-before `pair` buckets existed is brought up to date. Real Redis; each `DuplicateIndex` with
-its own `VectorIndex` stands for one backend process."""
+"""LSH buckets in Redis: tasks are compared only when alike on both sides, and an index
+written before `pair` buckets existed is brought up to date. Real Redis; each
+`DuplicateIndex` with its own `VectorIndex` stands for one backend process."""
 
 from __future__ import annotations
-
-import random
 
 import numpy as np
 import pytest
@@ -13,7 +10,6 @@ import redis
 
 from tracetune.backend.prediction.near_duplicates import NearDuplicateRule, side_signatures
 from tracetune.backend.vectors.ann import VectorIndex
-from tracetune.backend.vectors.buckets import Query
 from tracetune.backend.vectors.duplicates import DuplicateIndex, IndexItem
 
 DIM = 16
@@ -62,44 +58,6 @@ def test_tasks_alike_on_one_side_only_are_never_compared(client: redis.Redis) ->
     assert twin.duplicate_of == (1,) and twin.score >= 0.75
 
 
-def test_remembered_unions_stay_exact_under_writes_from_every_process(
-    client: redis.Redis,
-) -> None:
-    """Three processes index batches of the same few questions and answers (so buckets are
-    shared), tasks are predicted again, and some change their text. After every batch the
-    union each task would read from memory equals the union of its buckets now."""
-    scope = "project:lsh-remembered"
-    processes = [process(client, scope) for _ in range(3)]
-    rng = random.Random(3)
-    texts: dict[int, tuple[str, str]] = {}
-    for step in range(24):
-        batch_ids = rng.sample(range(1, 41), 6)
-        for task_id in batch_ids:
-            if task_id not in texts or rng.random() < 0.3:  # new, or its text edited
-                texts[task_id] = (rng.choice(QUESTIONS), rng.choice(ANSWERS))
-        sides = side_signatures(
-            client, [texts[t][0] for t in batch_ids], [texts[t][1] for t in batch_ids]
-        )
-        items = [
-            IndexItem(t, s, vector(t * 100 + step)) for t, s in zip(batch_ids, sides, strict=True)
-        ]
-        processes[step % 3].add_and_match(items)
-
-        index = processes[(step + 1) % 3]
-        known = sorted(texts)
-        stored = side_signatures(client, [texts[t][0] for t in known], [texts[t][1] for t in known])
-        queries = [
-            DuplicateIndex._query(IndexItem(t, s, vector(0)))
-            for t, s in zip(known, stored, strict=True)
-        ]
-        remembered, hits = index._buckets.unions(queries)
-        fresh, _ = index._buckets.unions(
-            [Query(q.task_id, q.buckets, remembered=False) for q in queries]
-        )
-        assert remembered == fresh, f"step {step}"
-    assert any(hits), "later batches read remembered unions"
-
-
 def test_an_index_from_before_pair_buckets_is_indexed_into_them(client: redis.Redis) -> None:
     """A project indexed by the earlier layout (signatures and one-side buckets only): its
     tasks are put into `pair` buckets from their stored signatures on first use, so a twin
@@ -110,7 +68,7 @@ def test_an_index_from_before_pair_buckets_is_indexed_into_them(client: redis.Re
     prefix = f"tracetune:backend:index:{scope}:"
     for name in client.scan_iter(match=f"{prefix}lsh:pair:*"):
         client.delete(name)
-    client.delete(f"{prefix}lsh_families", f"{prefix}lsh_unions")
+    client.delete(f"{prefix}lsh_families")
 
     [twin] = process(client, scope).add_and_match([IndexItem(2, sides[1], vector(2))])
     assert twin.duplicate_of == (1,)

@@ -21,10 +21,11 @@ class MalformedRequestError(InvalidInputError):
 
 
 class OrjsonProvider(DefaultJSONProvider):
-    """Responses written by orjson: a batch of 100 predictions took longer to encode with
-    Python's json than to read from the caches. Anything orjson cannot write (a type only
-    Flask's encoder knows) falls back to it; requests are still read by Python's json, which
-    reports nesting that is too deep as such."""
+    """JSON read and written by orjson: a batch of 100 predictions took longer to encode and
+    decode with Python's json than to read from the caches. What orjson refuses falls back to
+    Python's json: a type only Flask's encoder knows, and a body orjson will not read (NaN,
+    integers beyond 64 bits, nesting deeper than 1,024), which Python's json then reads or
+    refuses with its own error (`json_body` reports nesting too deep as such)."""
 
     sort_keys = False
 
@@ -33,6 +34,12 @@ class OrjsonProvider(DefaultJSONProvider):
             return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
         except TypeError:
             return super().dumps(obj, **kwargs)
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return orjson.loads(s)
+        except orjson.JSONDecodeError:
+            return super().loads(s, **kwargs)
 
 
 def json_body() -> Mapping[str, Any]:

@@ -31,7 +31,7 @@ from datasketch import MinHash
 
 from tracetune.backend.cache import BatchRead, key
 from tracetune.backend.vectors.ann import VectorIndex
-from tracetune.backend.vectors.buckets import BucketStore, Membership, Query
+from tracetune.backend.vectors.buckets import BucketStore, Membership
 from tracetune.backend.vectors.lsh import PAIR, indexed_families, query_family
 from tracetune.backend.vectors.matching import DuplicateRule, SignatureTable, score_candidates
 
@@ -183,29 +183,30 @@ class DuplicateIndex:
 
     @property
     def _buckets(self) -> BucketStore:
-        return BucketStore(
-            self.client, self._key("lsh", ""), self._key("lsh_unions"), self._key("lsh_joined", "")
-        )
+        return BucketStore(self.client, self._key("lsh", ""))
 
     @staticmethod
-    def _query(item: IndexItem) -> Query:
-        """The buckets the item finds its candidates in (its `pair` buckets' union is kept)."""
+    def _query(item: IndexItem) -> list[str]:
+        """The buckets the item finds its candidates in."""
         family = query_family(item.signatures)
         if family is None:
-            return Query(item.task_id, (), remembered=False)
-        buckets = family.buckets(item.signatures) or ()
-        return Query(
-            item.task_id, [f"{family.name}:{b}" for b in buckets], remembered=family.name == PAIR
-        )
+            return []
+        return [f"{family.name}:{b}" for b in family.buckets(item.signatures) or ()]
 
     @staticmethod
-    def _memberships(task_id: int, signatures: dict[str, np.ndarray | None]) -> list[Membership]:
-        """Every bucket a task with these signatures is in."""
-        return [
-            Membership(f"{family.name}:{bucket}", task_id, tracked=family.name == PAIR)
-            for family in indexed_families(signatures)
-            for bucket in family.buckets(signatures) or ()
-        ]
+    def _memberships(
+        task_id: int, signatures: dict[str, np.ndarray | None], families: Sequence[str] = ()
+    ) -> Membership:
+        """Every bucket a task with these signatures is in (of `families`, when given)."""
+        return Membership(
+            task_id,
+            [
+                f"{family.name}:{bucket}"
+                for family in indexed_families(signatures)
+                if not families or family.name in families
+                for bucket in family.buckets(signatures) or ()
+            ],
+        )
 
     def add_and_match(self, items: Sequence[IndexItem]) -> list[DuplicateMatch]:
         """Match each item against the project and the batch, then index the batch.
@@ -218,7 +219,7 @@ class DuplicateIndex:
         assert self.rule is not None, "matching needs a DuplicateRule"
         ordered = sorted(items, key=lambda item: item.task_id)
         batch_ids = {item.task_id for item in ordered}
-        candidates, missed = self._stored_candidates(ordered)
+        candidates = self._stored_candidates(ordered)
         stored_signatures = self._stored_signatures(
             {c for proposed in candidates.values() for c in proposed} | batch_ids
         )
@@ -260,7 +261,7 @@ class DuplicateIndex:
                 nearest_similarity=similarity,
                 duplicate_of=found.duplicate_of,
             )
-        self._store(ordered, {t: clusters[t] for t in unclustered}, previous, missed)
+        self._store(ordered, {t: clusters[t] for t in unclustered}, previous)
         return [matches[item.task_id] for item in items]
 
     def _nearest(self, items: Sequence[IndexItem]) -> list[tuple[int | None, float]]:
@@ -292,20 +293,15 @@ class DuplicateIndex:
             for task_id, score in zip(best_id.tolist(), best_score.tolist(), strict=True)
         ]
 
-    def _stored_candidates(
-        self, items: Sequence[IndexItem]
-    ) -> tuple[dict[int, set[int]], set[int]]:
+    def _stored_candidates(self, items: Sequence[IndexItem]) -> dict[int, set[int]]:
         """Every indexed task sharing a bucket of its query family with an item (`lsh.py`),
-        in one script call, and the items whose union was not remembered (`buckets.py`)."""
+        in one script call (the union per task made by Redis, members sent as integers)."""
         self._ensure_pair_buckets()
-        queries = [self._query(item) for item in items]
-        unions, remembered = self._buckets.unions(queries)
-        found: dict[int, set[int]] = defaultdict(set)
-        for item, members in zip(items, unions, strict=True):
-            found[item.task_id] = members - {item.task_id}
-        pairs = zip(queries, remembered, strict=True)
-        missed = {q.task_id for q, hit in pairs if q.remembered and not hit}
-        return found, missed
+        unions = self._buckets.unions([self._query(item) for item in items])
+        return {
+            item.task_id: members - {item.task_id}
+            for item, members in zip(items, unions, strict=True)
+        }
 
     @staticmethod
     def _batch_candidates(
@@ -355,11 +351,11 @@ class DuplicateIndex:
                 "user": np.frombuffer(raw_user, dtype=np.uint32),
                 "answer": np.frombuffer(raw_answer, dtype=np.uint32),
             }
-            additions += [m for m in self._memberships(int(raw_id), sides) if m.tracked]
-            if len(additions) >= 32_768:
-                self._buckets.write((), additions, ())
+            additions.append(self._memberships(int(raw_id), sides, families=(PAIR,)))
+            if len(additions) >= 1024:
+                self._buckets.write((), additions)
                 additions = []
-        self._buckets.write((), additions, ())
+        self._buckets.write((), additions)
         self.client.set(marker, PAIR)
 
     def _stored_signatures(self, task_ids: set[int]) -> dict[str, dict[int, np.ndarray | None]]:
@@ -381,12 +377,10 @@ class DuplicateIndex:
         items: Sequence[IndexItem],
         clusters: dict[int, str],
         known: dict[str, dict[int, np.ndarray | None]],
-        missed: set[int],
     ) -> None:
-        """Write the batch: LSH buckets and the unions to remember in one script call, each
-        hash in one HSET, vectors to the vector log. `known` holds the batch's signatures as
-        stored before, `clusters` the clusters given now (a cluster once given stays),
-        `missed` the tasks whose union was not remembered. A task stored unchanged writes
+        """Write the batch: LSH buckets in one script call, each hash in one HSET, vectors to
+        the vector log. `known` holds the batch's signatures as stored before, `clusters` the
+        clusters given now (a cluster once given stays). A task stored unchanged writes
         nothing."""
         removals: list[Membership] = []
         additions: list[Membership] = []
@@ -395,18 +389,15 @@ class DuplicateIndex:
         changed = [item for item in items if _changed(item, known)]
         for item in changed:
             previous = {kind: known[kind].get(item.task_id) for kind in KINDS}
-            removals += self._memberships(item.task_id, previous)
-            additions += self._memberships(item.task_id, item.signatures)
+            removals.append(self._memberships(item.task_id, previous))
+            additions.append(self._memberships(item.task_id, item.signatures))
             for kind in KINDS:
                 signature = item.signatures.get(kind)
                 if signature is not None:
                     signatures[kind][str(item.task_id)] = signature.tobytes()
                 elif previous[kind] is not None:  # a side the task no longer has
                     pipe.hdel(self._key("signatures", kind), str(item.task_id))
-        rewritten = {item.task_id for item in changed} | missed
-        remember = [q for item in items if item.task_id in rewritten
-                    if (q := self._query(item)).remembered]  # fmt: skip
-        self._buckets.write(removals, additions, remember, pipe)
+        self._buckets.write(removals, additions, pipe)
         for kind, mapping in signatures.items():
             pipe.hset(self._key("signatures", kind), mapping=mapping)  # type: ignore[arg-type]
         if clusters:
