@@ -115,6 +115,11 @@ class NearDuplicateRule:
 
     threshold: float = DEFAULT_THRESHOLD
 
+    @property
+    def key(self) -> str:
+        """What a kept match was made under: this rule's version and threshold."""
+        return f"near-duplicate:{RULE_VERSION}:{self.threshold!r}"
+
     def confirms(self, similarities: Mapping[str, float]) -> bool:
         return bool(similarities) and min(similarities.values()) >= self.threshold
 

@@ -13,6 +13,10 @@ graph over them (usearch), and Redis holds the truth:
   restarted process loads it (a copy, no graph building) and replays only the log after it.
   Log entries older than the previous snapshot are trimmed; a process that far behind reloads.
 
+Each process also remembers which tasks every log entry it applied wrote (`ids_since`), so a
+near-duplicate match kept from an earlier request is brought up to date by scoring the few
+vectors written since, instead of searching the graph again (`duplicates.py`).
+
 usearch, over faiss-cpu and hnswlib: it adds, replaces and removes vectors by integer key (task
 ids directly; faiss's HNSW cannot remove, hnswlib has had no release since 2023), stores
 vectors as int8 for a small, fast graph, and serialises to bytes in a fraction of a second. The
@@ -22,9 +26,11 @@ scores and thresholds are those of an exact search.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -41,6 +47,9 @@ MIN_CANDIDATES = 16
 LOG_READ = 64  # log entries (batches) read per round trip
 SNAPSHOT_CHUNK = 32 * 1024 * 1024  # bytes per snapshot value, well under Redis's 512 MB
 LOCK_S = 300
+#: `ids_since` answers for at most this many tasks written since a position (beyond that a
+#: search of the graph costs less than scoring them all).
+RECENT_LIMIT = 4096
 
 
 def _position(entry_id: bytes | str) -> tuple[int, int]:
@@ -52,6 +61,17 @@ def _after(entry_id: str) -> str:
     """The smallest stream id greater than `entry_id` (for XTRIM MINID)."""
     ms, seq = _position(entry_id)
     return f"{ms}-{seq + 1}"
+
+
+_NO_IDS = np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Written:
+    """The tasks whose vectors log entries wrote, and those among them written before."""
+
+    ids: np.ndarray
+    rewritten: set[int]
 
 
 class VectorIndex:
@@ -67,6 +87,10 @@ class VectorIndex:
         self._ids: np.ndarray = np.zeros(0, dtype=np.int64)
         self._rows: dict[int, int] = {}
         self._applied = "0-0"  # the last log entry reflected here
+        # Per log entry applied: its position, the tasks it wrote, those it wrote again.
+        self._journal: list[tuple[tuple[int, int], np.ndarray, np.ndarray]] = []
+        self._journal_from = (0, 0)  # what the journal covers: every entry after this one
+        self._journaled = 0  # task ids in the journal
         self._loaded = False
 
     # Redis keys --------------------------------------------------------------------------
@@ -105,7 +129,7 @@ class VectorIndex:
                     self._load_snapshot()  # what we missed is gone from the log
                     continue
                 for entry_id, fields in entries:
-                    self._apply(fields)
+                    self._apply(fields, _position(entry_id))
                     self._applied = entry_id.decode()
                 if len(entries) < LOG_READ:
                     return
@@ -114,6 +138,45 @@ class VectorIndex:
         with self._lock:
             self.refresh()
             return {t: self._vectors[self._rows[t]].copy() for t in task_ids if t in self._rows}
+
+    def position(self) -> str:
+        """The last log entry this process applied (read before a search, a position every
+        later `ids_since` can be asked about)."""
+        with self._lock:
+            return self._applied
+
+    def ids_since(self, position: str) -> Written | None:
+        """The tasks whose vectors were written after `position` (after reading the log), or
+        None when this process does not know (it loaded a later snapshot) or they are more
+        than `RECENT_LIMIT`."""
+        with self._lock:
+            self.refresh()
+            after = _position(position)
+            if after < self._journal_from:
+                return None
+            start = bisect.bisect_right(self._journal, after, key=lambda entry: entry[0])
+            entries = self._journal[start:]
+            if sum(len(written) for _, written, _ in entries) > RECENT_LIMIT:
+                return None
+            return Written(
+                np.unique(np.concatenate([w for _, w, _ in entries] or [_NO_IDS])),
+                {int(t) for _, _, replaced in entries for t in replaced},
+            )
+
+    def matrix_of(self, task_ids: np.ndarray) -> np.ndarray:
+        """The vectors of indexed tasks, one row each (every id must be indexed)."""
+        with self._lock:
+            return self._vectors[[self._rows[int(t)] for t in task_ids]]
+
+    def unchanged(self, task_ids: Sequence[int], vectors: np.ndarray) -> list[bool]:
+        """Per task, whether the index holds exactly this vector for it."""
+        with self._lock:
+            self.refresh()
+            rows = [self._rows.get(t) for t in task_ids]
+            return [
+                row is not None and np.array_equal(self._vectors[row], vector)
+                for row, vector in zip(rows, vectors, strict=True)
+            ]
 
     def contains(self, task_ids: Sequence[int]) -> set[int]:
         with self._lock:
@@ -193,6 +256,9 @@ class VectorIndex:
         self._ids = np.zeros(0, dtype=np.int64)
         self._rows = {}
         self._applied = "0-0"
+        self._journal = []
+        self._journal_from = (0, 0)
+        self._journaled = 0
 
     def _new_graph(self, dim: int) -> Index:
         return Index(
@@ -204,7 +270,7 @@ class VectorIndex:
             expansion_search=EXPANSION,
         )
 
-    def _apply(self, fields: dict[bytes, bytes]) -> None:
+    def _apply(self, fields: dict[bytes, bytes], at: tuple[int, int]) -> None:
         logged = np.frombuffer(fields[b"ids"], dtype=np.int64)
         if not len(logged):
             return
@@ -219,6 +285,11 @@ class VectorIndex:
         replaced = np.array([t for t in ids if int(t) in self._rows], dtype=np.int64)
         if len(replaced):
             self._graph.remove(replaced)
+        self._journal.append((at, ids, replaced))
+        self._journaled += len(ids)
+        while self._journaled - len(self._journal[0][1]) > RECENT_LIMIT:
+            self._journal_from, dropped, _ = self._journal.pop(0)  # older than answers need
+            self._journaled -= len(dropped)
         self._grow(len(self._rows) + len(ids))
         for task_id, vector in zip(ids, vectors, strict=True):
             row = self._rows.setdefault(int(task_id), len(self._rows))
@@ -299,6 +370,7 @@ class VectorIndex:
             self._rows = {int(t): row for row, t in enumerate(self._ids)}
             self._graph = Index.restore(blobs["graph"], view=False) if size else None
             self._applied = head[b"position"].decode()
+            self._journal_from = _position(self._applied)
             return
 
     def _read_blobs(self, head: dict[bytes, bytes]) -> dict[str, bytes] | None:

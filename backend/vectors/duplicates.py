@@ -32,8 +32,15 @@ from datasketch import MinHash
 from tracetune.backend.cache import BatchRead, key
 from tracetune.backend.vectors.ann import VectorIndex
 from tracetune.backend.vectors.buckets import BucketStore, Membership
-from tracetune.backend.vectors.lsh import PAIR, indexed_families, query_family
-from tracetune.backend.vectors.matching import DuplicateRule, SignatureTable, score_candidates
+from tracetune.backend.vectors.kept_matches import KeptMatch
+from tracetune.backend.vectors.lsh import FAMILIES, PAIR, indexed_families, query_family
+from tracetune.backend.vectors.matching import (
+    Comparisons,
+    DuplicateRule,
+    Scored,
+    SignatureTable,
+    score_candidates,
+)
 
 NUM_PERM = 128
 MAX_LISTED = 20
@@ -130,6 +137,32 @@ def _changed(item: IndexItem, known: dict[str, dict[int, np.ndarray | None]]) ->
     return False
 
 
+def _indexed_buckets(signatures: dict[str, np.ndarray | None]) -> list[tuple[str, str]]:
+    """(family, bucket) of every bucket a task with these signatures is in."""
+    return [
+        (family.name, bucket)
+        for family in indexed_families(signatures)
+        for bucket in family.buckets(signatures) or ()
+    ]
+
+
+def _finders(
+    items: Sequence[IndexItem], placed: dict[tuple[str, str], list[int]]
+) -> dict[int, set[int]]:
+    """Per item, the other tasks `placed` in a bucket it looks in."""
+    found: dict[int, set[int]] = defaultdict(set)
+    if not placed:
+        return found
+    for item in items:
+        looks_in = query_family(item.signatures)
+        if looks_in is None:
+            continue
+        for bucket in looks_in.buckets(item.signatures) or ():
+            found[item.task_id].update(placed.get((looks_in.name, bucket), ()))
+        found[item.task_id].discard(item.task_id)
+    return found
+
+
 @dataclass
 class IndexItem:
     """One task to index: its signatures per kind and its vector."""
@@ -159,6 +192,36 @@ class DuplicateMatch:
         }
 
 
+@dataclass(frozen=True)
+class BatchState:
+    """What the index held for a batch's tasks when it came: their signatures per kind (and
+    which tasks are new or edited), kept matches, clusters and the tasks whose vector is
+    indexed unchanged; and, per task, the
+    batch's new or edited tasks in its buckets (`in_batch`), and the tasks sharing a bucket
+    an edited task leaves (`left_behind`)."""
+
+    previous: dict[str, dict[int, np.ndarray | None]]
+    changed: set[int]
+    kept: dict[int, KeptMatch]
+    clusters: dict[int, str]
+    in_batch: dict[int, set[int]]
+    left_behind: set[int]
+    vector_kept: set[int]
+
+
+@dataclass(frozen=True)
+class Made:
+    """What matching afresh found: per task its scored candidates and nearest task, the
+    clusters of the duplicates it listed, the matches to keep (its own and those it brought
+    up to date), and the write counter the buckets were read at."""
+
+    scored: dict[int, Scored]
+    nearest: dict[int, tuple[int | None, float]]
+    clusters: dict[int, str]
+    kept: dict[int, KeptMatch]
+    read_at: int
+
+
 class DuplicateIndex:
     """The near-duplicate index of one project (or one ad hoc run) in Redis.
 
@@ -183,7 +246,13 @@ class DuplicateIndex:
 
     @property
     def _buckets(self) -> BucketStore:
-        return BucketStore(self.client, self._key("lsh", ""))
+        return BucketStore(
+            self.client,
+            self._key("lsh", ""),
+            counter=self._key("lsh_writes"),
+            matches=self._key("matches"),
+            watched=f"{PAIR}:",
+        )
 
     @staticmethod
     def _query(item: IndexItem) -> list[str]:
@@ -195,7 +264,10 @@ class DuplicateIndex:
 
     @staticmethod
     def _memberships(
-        task_id: int, signatures: dict[str, np.ndarray | None], families: Sequence[str] = ()
+        task_id: int,
+        signatures: dict[str, np.ndarray | None],
+        families: Sequence[str] = (),
+        forgets: bool = False,
     ) -> Membership:
         """Every bucket a task with these signatures is in (of `families`, when given)."""
         return Membership(
@@ -206,48 +278,32 @@ class DuplicateIndex:
                 if not families or family.name in families
                 for bucket in family.buckets(signatures) or ()
             ],
+            forgets,
         )
 
     def add_and_match(self, items: Sequence[IndexItem]) -> list[DuplicateMatch]:
         """Match each item against the project and the batch, then index the batch.
 
         Items are handled in task-id order, so which task starts a cluster does not depend on
-        how Label Studio batched the requests.
+        how Label Studio batched the requests. A task whose kept match is still good
+        (`kept_matches.py`) is not matched again.
         """
         if not items:
             return []
         assert self.rule is not None, "matching needs a DuplicateRule"
         ordered = sorted(items, key=lambda item: item.task_id)
-        batch_ids = {item.task_id for item in ordered}
-        candidates = self._stored_candidates(ordered)
-        stored_signatures = self._stored_signatures(
-            {c for proposed in candidates.values() for c in proposed} | batch_ids
-        )
-        previous = {
-            kind: {t: s for t, s in stored.items() if t in batch_ids}
-            for kind, stored in stored_signatures.items()
-        }
-        for task_id, in_batch in self._batch_candidates(ordered, previous).items():
-            candidates[task_id] |= in_batch
-        for item in ordered:
-            for kind, signature in item.signatures.items():
-                stored_signatures[kind][item.task_id] = signature
-        tables = {k: SignatureTable(stored, NUM_PERM) for k, stored in stored_signatures.items()}
-        scored = score_candidates(
-            [item.signatures for item in ordered],
-            [candidates[item.task_id] for item in ordered],
-            tables,
-            self.rule,
-            MAX_LISTED,
-        )
-        nearest = self._nearest(ordered)
-        wanted = sorted(batch_ids | {t for match in scored for t in match.duplicate_of})
-        raw_clusters = cast(list[bytes | None], self.client.hmget(self._key("clusters"), wanted))
-        clusters = {t: c.decode() for t, c in zip(wanted, raw_clusters, strict=True) if c}
-        unclustered = batch_ids - set(clusters)
-
-        matches: dict[int, DuplicateMatch] = {}
-        for item, found, (nearest_id, similarity) in zip(ordered, scored, nearest, strict=True):
+        self._ensure_pair_buckets()
+        state = self._batch_state(ordered)
+        matches = self._reused(ordered, state)
+        fresh = [item for item in ordered if item.task_id not in matches]
+        made = self._match(fresh, ordered, state) if fresh else None
+        clusters = dict(state.clusters)
+        if made is not None:
+            clusters.update(made.clusters)
+        unclustered = {item.task_id for item in ordered} - set(clusters)
+        for item in fresh:
+            assert made is not None
+            found, (nearest_id, similarity) = made.scored[item.task_id], made.nearest[item.task_id]
             cluster = clusters.get(item.task_id)
             if cluster is None:
                 owners = [t for t in found.duplicate_of if clusters.get(t)]
@@ -261,25 +317,215 @@ class DuplicateIndex:
                 nearest_similarity=similarity,
                 duplicate_of=found.duplicate_of,
             )
-        self._store(ordered, {t: clusters[t] for t in unclustered}, previous)
+        self._store(ordered, {t: clusters[t] for t in unclustered}, state, made)
         return [matches[item.task_id] for item in items]
 
-    def _nearest(self, items: Sequence[IndexItem]) -> list[tuple[int | None, float]]:
+    def _batch_state(self, ordered: Sequence[IndexItem]) -> BatchState:
+        """What the index holds for the batch's tasks, in one round trip."""
+        ids = [item.task_id for item in ordered]
+        pipe = self.client.pipeline(transaction=False)
+        for kind in KINDS:
+            pipe.hmget(self._key("signatures", kind), ids)
+        pipe.hmget(self._key("matches"), ids)
+        pipe.hmget(self._key("clusters"), ids)
+        *per_kind, raw_kept, raw_clusters = pipe.execute()
+        previous: dict[str, dict[int, np.ndarray | None]] = {
+            kind: {
+                t: np.frombuffer(raw, dtype=np.uint32)
+                for t, raw in zip(ids, values, strict=True)
+                if raw
+            }
+            for kind, values in zip(KINDS, per_kind, strict=True)
+        }
+        same = self.vectors.unchanged(ids, np.stack([item.vector for item in ordered]))
+        changed = {item.task_id for item in ordered if _changed(item, previous)}
+        return BatchState(
+            previous=previous,
+            changed=changed,
+            kept=self._decode_kept(ids, raw_kept),
+            clusters={t: c.decode() for t, c in zip(ids, raw_clusters, strict=True) if c},
+            in_batch=self._batch_candidates(ordered, changed),
+            left_behind=self._left_behind(ordered, previous, changed),
+            vector_kept={t for t, kept in zip(ids, same, strict=True) if kept},
+        )
+
+    def _decode_kept(
+        self, ids: Sequence[int], raws: Sequence[bytes | None]
+    ) -> dict[int, KeptMatch]:
+        """The kept matches made under this index's rule (another threshold's are stale)."""
+        assert self.rule is not None
+        found = {t: KeptMatch.decode(raw) for t, raw in zip(ids, raws, strict=True) if raw}
+        return {t: kept for t, kept in found.items() if kept.rule == self.rule.key}
+
+    def _reused(self, ordered: Sequence[IndexItem], state: BatchState) -> dict[int, DuplicateMatch]:
+        """The batch's tasks whose kept match still holds, brought up to date with the vectors
+        written since its search. A task holds its match when it is indexed unchanged (both
+        sides, same vector) and no new or edited task of the batch shares a bucket with it;
+        its nearest task is then the closer of the kept one and the tasks written since."""
+        reusable = [
+            item
+            for item in ordered
+            if item.task_id in state.kept
+            and item.task_id in state.clusters
+            and item.task_id in state.vector_kept
+            and query_family(item.signatures) is FAMILIES[PAIR]
+            and item.task_id not in state.changed
+            and not state.in_batch.get(item.task_id)
+            and item.task_id not in state.left_behind
+        ]
+        if not reusable:
+            return {}
+        moving = [item for item in ordered if item.task_id not in state.vector_kept]
+        moving_ids = np.array([item.task_id for item in moving], dtype=np.int64)
+        by_position: dict[str, list[IndexItem]] = defaultdict(list)
+        for item in reusable:
+            by_position[state.kept[item.task_id].position].append(item)
+        reused: dict[int, DuplicateMatch] = {}
+        for position, group in by_position.items():
+            written = self.vectors.ids_since(position)
+            if written is None:
+                continue
+            since = written.ids[~np.isin(written.ids, moving_ids)]
+            contenders = np.concatenate([since, moving_ids])
+            matrix = (
+                np.concatenate(
+                    [self.vectors.matrix_of(since), *(item.vector[np.newaxis] for item in moving)]
+                )
+                if len(contenders)
+                else np.zeros((0, len(group[0].vector)), np.float32)
+            )
+            queries = np.stack([item.vector for item in group])
+            scores = queries @ matrix.T
+            own = np.array([item.task_id for item in group], dtype=np.int64)
+            scores = np.where(contenders[np.newaxis, :] == own[:, np.newaxis], -np.inf, scores)
+            best_score, best_id = _best(np.broadcast_to(contenders, scores.shape), scores)
+            unsure = written.rewritten | set(moving_ids.tolist())
+            found = zip(group, best_score.tolist(), best_id.tolist(), strict=True)
+            for item, score, task_id in found:
+                kept = state.kept[item.task_id]
+                if kept.nearest_task_id in unsure:
+                    continue  # its nearest task moved: search again
+                nearest, similarity = kept.nearest_task_id, kept.nearest_similarity
+                if not np.isneginf(score) and (
+                    nearest is None
+                    or score > similarity
+                    or (score == similarity and task_id < nearest)
+                ):
+                    nearest, similarity = int(task_id), float(score)
+                reused[item.task_id] = DuplicateMatch(
+                    cluster_id=state.clusters[item.task_id],
+                    is_duplicate=bool(kept.duplicates),
+                    score=kept.score,
+                    nearest_task_id=nearest,
+                    nearest_similarity=similarity,
+                    duplicate_of=tuple(t for t, _ in kept.duplicates),
+                )
+        return reused
+
+    def _match(
+        self, fresh: Sequence[IndexItem], ordered: Sequence[IndexItem], state: BatchState
+    ) -> Made:
+        """Match `fresh` (of the batch `ordered`) against the project and the batch; bring up
+        to date the kept matches of the project's tasks that a new task was compared with."""
+        assert self.rule is not None
+        batch_ids = {item.task_id for item in ordered}
+        position = self.vectors.position()  # before searching: a later write is looked at again
+        unions = self._buckets.unions([self._query(item) for item in fresh])
+        candidates = {
+            item.task_id: (members - {item.task_id}) | state.in_batch.get(item.task_id, set())
+            for item, members in zip(fresh, unions.members, strict=True)
+        }
+        outside = sorted({c for proposed in candidates.values() for c in proposed} - batch_ids)
+        stored_signatures, kept_outside = self._stored_signatures(outside)
+        for item in ordered:
+            for kind, signature in item.signatures.items():
+                stored_signatures[kind][item.task_id] = signature
+        tables = {k: SignatureTable(stored, NUM_PERM) for k, stored in stored_signatures.items()}
+        scored, compared = score_candidates(
+            [item.signatures for item in fresh],
+            [candidates[item.task_id] for item in fresh],
+            tables,
+            self.rule,
+            MAX_LISTED,
+        )
+        nearest = self._nearest(fresh, ordered)
+        listed = sorted({t for match in scored for t in match.duplicate_of} - batch_ids)
+        raw_clusters = (
+            cast(list[bytes | None], self.client.hmget(self._key("clusters"), listed))
+            if listed
+            else []
+        )
+        kept = {
+            item.task_id: KeptMatch(
+                self.rule.key,
+                position,
+                found.score,
+                nearest_id,
+                similarity,
+                tuple(zip(found.duplicate_of, found.closeness, strict=True)),
+            )
+            for item, found, (nearest_id, similarity) in zip(fresh, scored, nearest, strict=True)
+            if query_family(item.signatures) is FAMILIES[PAIR]
+        }
+        new = [
+            position_in_batch
+            for position_in_batch, item in enumerate(fresh)
+            if query_family(item.signatures) is FAMILIES[PAIR]
+            and not any(item.task_id in known for known in state.previous.values())
+        ]
+        kept.update(self._brought_up_to_date(fresh, new, compared, kept_outside))
+        return Made(
+            scored={item.task_id: found for item, found in zip(fresh, scored, strict=True)},
+            nearest={item.task_id: found for item, found in zip(fresh, nearest, strict=True)},
+            clusters={t: c.decode() for t, c in zip(listed, raw_clusters, strict=True) if c},
+            kept=kept,
+            read_at=unions.read_at,
+        )
+
+    @staticmethod
+    def _brought_up_to_date(
+        fresh: Sequence[IndexItem],
+        new: Sequence[int],
+        compared: Comparisons,
+        kept: dict[int, KeptMatch],
+    ) -> dict[int, KeptMatch]:
+        """The kept matches of project tasks (`kept`) once the batch's new tasks (positions in
+        `fresh`) are among their candidates, where that changes them."""
+        updated: dict[int, KeptMatch] = {}
+        relevant = np.isin(compared.task, new) & np.isin(compared.other, list(kept))
+        for pair in np.flatnonzero(relevant):
+            other = int(compared.other[pair])
+            current = updated.get(other, kept[other])
+            brought = current.with_candidate(
+                fresh[int(compared.task[pair])].task_id,
+                float(compared.closeness[pair]),
+                bool(compared.confirmed[pair]),
+                MAX_LISTED,
+            )
+            if brought is not None:
+                updated[other] = brought
+        return updated
+
+    def _nearest(
+        self, items: Sequence[IndexItem], batch: Sequence[IndexItem]
+    ) -> list[tuple[int | None, float]]:
         """Per item, its most similar task by cosine (ties: the lower id) among the indexed
-        tasks and the rest of its batch, or (None, 0.0).
+        tasks and the rest of its `batch`, or (None, 0.0).
 
         A batch task already indexed (predicted again) is scored with its new vector. Within
         the batch, the `MAX_LISTED + 1` closest are the contenders, as the index proposes
         its `MAX_LISTED + 2` closest.
         """
-        matrix = np.stack([item.vector for item in items])
-        ids = np.array([item.task_id for item in items], dtype=np.int64)
-        hit_ids, hit_scores = self.vectors.search_arrays(matrix, MAX_LISTED + 2)
+        queries = np.stack([item.vector for item in items])
+        own = np.array([item.task_id for item in items], dtype=np.int64)
+        matrix = np.stack([item.vector for item in batch])
+        ids = np.array([item.task_id for item in batch], dtype=np.int64)
+        hit_ids, hit_scores = self.vectors.search_arrays(queries, MAX_LISTED + 2)
         hit_scores = np.where(np.isin(hit_ids, ids), -np.inf, hit_scores)
         best_score, best_id = _best(hit_ids, hit_scores)
         if len(ids) > 1:
-            within = matrix @ matrix.T
-            np.fill_diagonal(within, -np.inf)
+            within = queries @ matrix.T
+            within = np.where(ids[np.newaxis, :] == own[:, np.newaxis], -np.inf, within)
             keep = min(MAX_LISTED + 1, len(ids) - 1)
             closest = np.argpartition(-within, keep - 1, axis=1)[:, :keep]
             batch_score, batch_id = _best(ids[closest], np.take_along_axis(within, closest, 1))
@@ -293,42 +539,34 @@ class DuplicateIndex:
             for task_id, score in zip(best_id.tolist(), best_score.tolist(), strict=True)
         ]
 
-    def _stored_candidates(self, items: Sequence[IndexItem]) -> dict[int, set[int]]:
-        """Every indexed task sharing a bucket of its query family with an item (`lsh.py`),
-        in one script call (the union per task made by Redis, members sent as integers)."""
-        self._ensure_pair_buckets()
-        unions = self._buckets.unions([self._query(item) for item in items])
-        return {
-            item.task_id: members - {item.task_id}
-            for item, members in zip(items, unions, strict=True)
-        }
+    @staticmethod
+    def _batch_candidates(items: Sequence[IndexItem], changed: set[int]) -> dict[int, set[int]]:
+        """Tasks of the batch sharing a bucket that the stored buckets do not show: an item
+        finds the batch's new or `changed` tasks in the buckets of its query family. A task
+        stored unchanged is in its buckets already, so the stored buckets' union finds it; a
+        batch predicted again costs nothing here."""
+        placed: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for item in items:
+            if item.task_id in changed:
+                for bucket in _indexed_buckets(item.signatures):
+                    placed[bucket].append(item.task_id)
+        return _finders(items, placed)
 
     @staticmethod
-    def _batch_candidates(
-        items: Sequence[IndexItem], known: dict[str, dict[int, np.ndarray | None]]
-    ) -> dict[int, set[int]]:
-        """Tasks of the batch sharing a bucket that the stored buckets do not show: an item
-        finds the batch's new or changed tasks (`known`: the batch's signatures as stored) in
-        the buckets of its query family. A task stored unchanged is in its buckets already, so
-        `_stored_candidates` found it; a batch predicted again costs nothing here."""
-        fresh: dict[tuple[str, str], list[int]] = defaultdict(list)
+    def _left_behind(
+        items: Sequence[IndexItem],
+        known: dict[str, dict[int, np.ndarray | None]],
+        changed: set[int],
+    ) -> set[int]:
+        """Tasks of the batch looking in a bucket that an edited task of the batch leaves:
+        a match kept before may list the task as it was."""
+        placed: dict[tuple[str, str], list[int]] = defaultdict(list)
         for item in items:
-            if not _changed(item, known):
-                continue
-            for family in indexed_families(item.signatures):
-                for bucket in family.buckets(item.signatures) or ():
-                    fresh[(family.name, bucket)].append(item.task_id)
-        found: dict[int, set[int]] = defaultdict(set)
-        if not fresh:
-            return found
-        for item in items:
-            looks_in = query_family(item.signatures)
-            if looks_in is None:
-                continue
-            for bucket in looks_in.buckets(item.signatures) or ():
-                found[item.task_id].update(fresh.get((looks_in.name, bucket), ()))
-            found[item.task_id].discard(item.task_id)
-        return found
+            if item.task_id in changed:
+                before = {kind: known[kind].get(item.task_id) for kind in KINDS}
+                for bucket in _indexed_buckets(before):
+                    placed[bucket].append(item.task_id)
+        return {task_id for task_id, found in _finders(items, placed).items() if found}
 
     def _ensure_pair_buckets(self) -> None:
         """Index tasks stored before the `pair` family existed into it, once per scope (a
@@ -351,53 +589,63 @@ class DuplicateIndex:
                 "user": np.frombuffer(raw_user, dtype=np.uint32),
                 "answer": np.frombuffer(raw_answer, dtype=np.uint32),
             }
-            additions.append(self._memberships(int(raw_id), sides, families=(PAIR,)))
+            additions.append(self._memberships(int(raw_id), sides, families=(PAIR,), forgets=True))
             if len(additions) >= 1024:
                 self._buckets.write((), additions)
                 additions = []
         self._buckets.write((), additions)
         self.client.set(marker, PAIR)
 
-    def _stored_signatures(self, task_ids: set[int]) -> dict[str, dict[int, np.ndarray | None]]:
-        ordered = sorted(task_ids)
+    def _stored_signatures(
+        self, task_ids: Sequence[int]
+    ) -> tuple[dict[str, dict[int, np.ndarray | None]], dict[int, KeptMatch]]:
+        """The stored signatures per kind of `task_ids` (sorted), and their kept matches."""
         result: dict[str, dict[int, np.ndarray | None]] = {kind: {} for kind in KINDS}
-        if not ordered:
-            return result
+        if not task_ids:
+            return result, {}
         pipe = self.client.pipeline(transaction=False)
         for kind in KINDS:
-            pipe.hmget(self._key("signatures", kind), ordered)
-        for kind, values in zip(KINDS, pipe.execute(), strict=True):
-            for task_id, raw in zip(ordered, values, strict=True):
+            pipe.hmget(self._key("signatures", kind), task_ids)
+        pipe.hmget(self._key("matches"), task_ids)
+        *per_kind, raw_kept = pipe.execute()
+        for kind, values in zip(KINDS, per_kind, strict=True):
+            for task_id, raw in zip(task_ids, values, strict=True):
                 if raw:
                     result[kind][task_id] = np.frombuffer(raw, dtype=np.uint32)
-        return result
+        return result, self._decode_kept(task_ids, raw_kept)
 
     def _store(
         self,
         items: Sequence[IndexItem],
         clusters: dict[int, str],
-        known: dict[str, dict[int, np.ndarray | None]],
+        state: BatchState,
+        made: Made | None,
     ) -> None:
-        """Write the batch: LSH buckets in one script call, each hash in one HSET, vectors to
-        the vector log. `known` holds the batch's signatures as stored before, `clusters` the
-        clusters given now (a cluster once given stays). A task stored unchanged writes
-        nothing."""
+        """Write the batch: LSH buckets and kept matches in one script call, each hash in one
+        HSET, vectors to the vector log. `state`: what the index held for the batch before,
+        `clusters` the clusters given now (a cluster once given stays), `made` what was
+        matched afresh. A task stored unchanged writes nothing."""
+        known = state.previous
         removals: list[Membership] = []
         additions: list[Membership] = []
         signatures: dict[str, dict[str, bytes]] = defaultdict(dict)
         pipe = self.client.pipeline(transaction=False)
-        changed = [item for item in items if _changed(item, known)]
-        for item in changed:
+        for item in (item for item in items if item.task_id in state.changed):
             previous = {kind: known[kind].get(item.task_id) for kind in KINDS}
+            edited = any(side is not None for side in previous.values())
             removals.append(self._memberships(item.task_id, previous))
-            additions.append(self._memberships(item.task_id, item.signatures))
+            additions.append(self._memberships(item.task_id, item.signatures, forgets=edited))
             for kind in KINDS:
                 signature = item.signatures.get(kind)
                 if signature is not None:
                     signatures[kind][str(item.task_id)] = signature.tobytes()
                 elif previous[kind] is not None:  # a side the task no longer has
                     pipe.hdel(self._key("signatures", kind), str(item.task_id))
-        self._buckets.write(removals, additions, pipe)
+        if made is not None:
+            kept = {task_id: match.encode() for task_id, match in made.kept.items()}
+            self._buckets.write(removals, additions, kept, made.read_at, pipe)
+        else:
+            self._buckets.write(removals, additions, pipe=pipe)
         for kind, mapping in signatures.items():
             pipe.hset(self._key("signatures", kind), mapping=mapping)  # type: ignore[arg-type]
         if clusters:
@@ -405,9 +653,11 @@ class DuplicateIndex:
             pipe.hset(self._key("clusters"), mapping=given)  # type: ignore[arg-type]
         if len(pipe):
             pipe.execute()
-        self.vectors.append(
-            [item.task_id for item in items], np.stack([item.vector for item in items])
-        )
+        moved = [item for item in items if item.task_id not in state.vector_kept]
+        if moved:
+            self.vectors.append(
+                [item.task_id for item in moved], np.stack([item.vector for item in moved])
+            )
 
     def drop(self) -> None:
         """Delete this index (ad hoc runs clean up after themselves)."""

@@ -23,8 +23,11 @@ class DuplicateRule(Protocol):
     has; a side the candidate lacks counts 0) whether the task duplicates it.
 
     `confirms_all` decides for many candidates at once: one array per side, one entry per
-    candidate.
+    candidate. `key` names the rule and its settings: matches kept under another are stale.
     """
+
+    @property
+    def key(self) -> str: ...
 
     def confirms(self, similarities: Mapping[str, float]) -> bool: ...
 
@@ -53,10 +56,23 @@ class SignatureTable:
 
 @dataclass(frozen=True)
 class Scored:
-    """A task's near-duplicate score (its closest candidate) and its confirmed duplicates."""
+    """A task's near-duplicate score (its closest candidate) and its confirmed duplicates,
+    with the closeness (least similar side) of each."""
 
     score: float
     duplicate_of: tuple[int, ...]
+    closeness: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Comparisons:
+    """Every (task, candidate) pair a batch compared, one entry each: the task's position in
+    the batch, the candidate, their closeness, and whether the rule confirmed it."""
+
+    task: np.ndarray
+    other: np.ndarray
+    closeness: np.ndarray
+    confirmed: np.ndarray
 
 
 def score_candidates(
@@ -65,9 +81,9 @@ def score_candidates(
     tables: Mapping[str, SignatureTable],
     rule: DuplicateRule,
     listed: int,
-) -> list[Scored]:
+) -> tuple[list[Scored], Comparisons]:
     """Per task (its signatures per side, its candidates), the score and up to `listed`
-    duplicates, most similar first (ties by task id)."""
+    duplicates, most similar first (ties by task id); and every pair compared."""
     counts = np.array([len(c) for c in candidates], dtype=np.int64)
     pair_task = np.repeat(np.arange(len(sides)), counts)
     others = np.fromiter(chain.from_iterable(candidates), np.int64, int(counts.sum()))
@@ -106,9 +122,10 @@ def score_candidates(
     best = np.clip(np.where(np.isneginf(best), 0.0, best), 0.0, 1.0).tolist()
     scored = []
     for position in range(len(sides)):
-        ranked = others[order[starts[position] : ends[position]]].tolist()
-        scored.append(Scored(best[position], tuple(ranked)))
-    return scored
+        ranked = order[starts[position] : ends[position]]
+        listed_ids, listed_closeness = others[ranked].tolist(), closeness[ranked].tolist()
+        scored.append(Scored(best[position], tuple(listed_ids), tuple(listed_closeness)))
+    return scored, Comparisons(pair_task, others, closeness, confirmed)
 
 
 #: (task, candidate) pairs compared in one array operation: bounds the copies it makes.
