@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from tracetune.backend.signals.base import Reads
@@ -39,9 +40,10 @@ class TaskTexts:
             chosen = dict(self.fields)
         return {k: v for k, v in chosen.items() if v.strip()}
 
-    @property
+    @cached_property
     def user_turns(self) -> str:
-        """Every user message of the dialogue, else the prompt field.
+        """Every user message of the dialogue, else the prompt field (kept: near-duplicates,
+        search and the caches' keys each ask for it).
 
         System prompts are left out on purpose: one application sends the same system prompt
         with every run, so any text that includes it makes all of its tasks look alike.
@@ -59,7 +61,7 @@ class TaskTexts:
         answers = [v for k, v in self.fields.items() if k in ANSWER_FIELDS and v.strip()]
         return [t for t in (self.user_turns, *answers) if t.strip()]
 
-    @property
+    @cached_property
     def answers(self) -> str:
         """The answers under review as one text (both of a preference pair): the answer side
         of near-duplicates."""

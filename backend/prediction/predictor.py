@@ -44,7 +44,8 @@ NEAR_DUPLICATE_FLAG = "near_duplicate"
 #: Weight of the answer against the user turns in a task's similarity vector: two tasks are
 #: near-duplicates when they answer alike, not merely when users ask alike.
 ANSWER_WEIGHT = 0.6
-#: Model versions remembered per process (configs x concept states); more start afresh.
+#: Model versions and analysis namespaces remembered per process (configs x concept
+#: states); more start afresh.
 MAX_REMEMBERED_VERSIONS = 256
 
 
@@ -135,6 +136,7 @@ class Predictor:
         self.signals: dict[str, Signal] = {name: cls() for name, cls in SIGNALS.items()}
         self.catalog = ConceptCatalog(concepts)
         self._versions: dict[tuple[object, ...], str] = {}
+        self._namespaces: dict[tuple[object, ...], str] = {}
 
     def concepts_for(self, targets: LabelTargets) -> list[Concept]:
         """Built-ins always (their scores go into the details); custom ones with a flag.
@@ -266,20 +268,29 @@ class Predictor:
         stored: list[StoredConcept],
         models: dict[str, tuple[int, ConceptModel]],
     ) -> str:
-        """Everything a task's own analysis depends on besides its data (`analysis_cache`)."""
+        """Everything a task's own analysis depends on besides its data (`analysis_cache`),
+        digested once per config and concept state."""
         concepts = {}
         for entry in stored:
             version, model = models[entry.concept.name]
-            concepts[entry.concept.name] = [entry.definition, version, self.threshold_of(model)]
-        return namespace(
+            concepts[entry.concept.name] = (entry.definition, version, self.threshold_of(model))
+        memo_key = (targets, tuple(concepts.items()))
+        known = self._namespaces.get(memo_key)
+        if known is not None:
+            return known
+        space = namespace(
             {
                 "signals": {name: s.version for name, s in self.signals.items()},
                 "signal_threshold": SIGNAL_THRESHOLD,
-                "concepts": concepts,
+                "concepts": {name: list(state) for name, state in concepts.items()},
                 "targets": json.dumps(asdict(targets), sort_keys=True, default=sorted),
                 "embedding": self.embedder.key_of(""),
             }
         )
+        if len(self._namespaces) >= MAX_REMEMBERED_VERSIONS:
+            self._namespaces.clear()
+        self._namespaces[memo_key] = space
+        return space
 
     @staticmethod
     def _with_duplicate(
