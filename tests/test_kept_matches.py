@@ -188,3 +188,27 @@ def test_matches_kept_under_another_threshold_are_not_read(client: redis.Redis) 
     )
     assert [m.duplicate_of for m in loose.add_and_match(batch)] == [(2,), (1,)]
     assert [m.duplicate_of for m in strict.add_and_match(batch)] == [(), ()]
+
+
+def test_a_kept_match_brought_up_to_date_beside_an_edit_lists_nobody_as_they_were(
+    client: redis.Redis,
+) -> None:
+    """Tasks 1 and 2 are twins. A batch brings a third twin and task 2 edited away: task 1's
+    kept match, brought up to date with the third, must not list task 2 any more."""
+    ask, answer = "How do I reset API keys?", ANSWERS[0].format(t="API keys")
+    texts = {1: (ask, answer), 2: ("hi! " + ask, answer), 3: (ask + " thanks", answer)}
+    rng = np.random.default_rng(11)
+    vectors = {t: unit(rng.standard_normal(DIM)) for t in texts}
+    kept, afresh = process(client, "project:edit"), Afresh(client, "project:edit-afresh")
+    for batch in ([1, 2], [1]):
+        same(
+            kept.add_and_match(items_of(client, batch, texts, vectors)),
+            afresh.add_and_match(items_of(client, batch, texts, vectors)),
+        )
+    texts[2] = ("Where is the billing page?", ANSWERS[1].format(t="billing"))
+    batch = items_of(client, [2, 3], texts, vectors)
+    same(kept.add_and_match(batch), afresh.add_and_match(batch))
+    [again] = kept.add_and_match(items_of(client, [1], texts, vectors))
+    [reference] = afresh.add_and_match(items_of(client, [1], texts, vectors))
+    same([again], [reference])
+    assert again.duplicate_of == (3,)

@@ -2,8 +2,8 @@
 is one cache read instead of every signal's and concept's.
 
 What a task's signals, concepts, spans, language and stats say depends on its data and on the
-models alone, not on the other tasks of the project (near-duplicates do, and are matched again
-on every request: `vectors/duplicates.py`). So that part is stored under a namespace that
+models alone, not on the other tasks of the project (near-duplicates do, and are kept apart,
+brought up to date as the project changes: `vectors/kept_matches.py`). So that part is stored under a namespace that
 digests everything it depends on: each signal's version, each concept's definition, fitted
 version and threshold, the label config's targets, the embedding model and runtime, and this
 module's `FORMAT`. Retraining a concept or editing the config moves the namespace; entries of

@@ -12,7 +12,10 @@ Remembering each task's union between requests, kept exact by every write, was t
 measured: reading a remembered union cost Redis about what the union of a task's few-member
 buckets does, and keeping them current made every new task visit every member of its buckets,
 which grows with the project (0.4-0.5 ms more per new task at 30,000 tasks of
-`bench/workload.py`). It is not done.
+`bench/workload.py`). What is kept instead is each task's match (`kept_matches.py`), which a
+new task brings up to date from the comparisons it makes anyway; the write script forgets
+kept matches only where the writer cannot bring them up to date, and a counter of writes
+tells it when that is.
 """
 
 from __future__ import annotations
@@ -44,14 +47,20 @@ return unions
 #: counter as the writer read it ('' when it read nothing), the number of memberships; then
 #: per membership: 'SREM', 'SADD' or 'SADD!', its task id, its bucket names (space-separated);
 #: then per kept match to write: task id, value.
-#: 'SREM' and 'SADD!' forget the kept matches of every task in the watched buckets they touch;
-#: 'SADD' does so only when another write came after the writer read (it could not know them).
-#: Matches are written only when none did. Returns 1 when they were written.
+#: Kept matches are written only when no other write came after the writer read, and before
+#: the memberships: 'SREM' and 'SADD!' then forget the kept matches of every task in the
+#: watched buckets they touch (one written just now included: it was brought up to date from
+#: what the writer read, which may list the task as it was); 'SADD' does so only when
+#: another write came after the writer read (the writer could not know its tasks).
+#: Returns 1 when the kept matches were written.
 _WRITE = """
 local prefix, watched, read = ARGV[1], ARGV[2], ARGV[3]
 local last = 4 + 3 * tonumber(ARGV[4])
 local calm = read ~= '' and tonumber(redis.call('GET', KEYS[1]) or '0') == tonumber(read)
 redis.call('INCR', KEYS[1])
+if calm then
+  for at = last + 1, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[at], ARGV[at + 1]) end
+end
 local function forget(name)
   if string.sub(name, 1, #watched) ~= watched then return end
   local members = redis.call('SMEMBERS', prefix .. name)
@@ -68,9 +77,7 @@ for at = 5, last, 3 do
     redis.call(command, prefix .. name, task)
   end
 end
-if not calm then return 0 end
-for at = last + 1, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[at], ARGV[at + 1]) end
-return 1
+return calm and 1 or 0
 """
 
 

@@ -10,6 +10,8 @@ Jaccard per side (which texts the sides hold and the rule itself live in
 cosine, shown with every prediction, through the project's `VectorIndex` (an HNSW graph in
 each process, kept from a log in Redis, which semantic search reads too), so a request costs
 the same at 1,000 and at 100,000 tasks. A task lists its `MAX_LISTED` closest duplicates.
+A task predicted again, unchanged, reads its kept match instead of being matched again
+(`kept_matches.py` says when that is right).
 
 Every task gets a cluster id: its own (`c<task id>`) unless it duplicates a task already
 indexed, whose cluster it then joins. A cluster is therefore stable once given: predicting a
