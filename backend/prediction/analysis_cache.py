@@ -3,12 +3,13 @@ is one cache read instead of every signal's and concept's.
 
 What a task's signals, concepts, spans, language and stats say depends on its data and on the
 models alone, not on the other tasks of the project (near-duplicates do, and are kept apart,
-brought up to date as the project changes: `vectors/kept_matches.py`). So that part is stored under a namespace that
-digests everything it depends on: each signal's version, each concept's definition, fitted
-version and threshold, the label config's targets, the embedding model and runtime, and this
-module's `FORMAT`. Retraining a concept or editing the config moves the namespace; entries of
-an old one expire after `TTL_S`. The key within it is a digest of the task's data as Label
-Studio sent it (review kind included), so an edited task is analysed afresh.
+brought up to date as the project changes: `vectors/kept_matches.py`). So that part is stored
+under a namespace that digests everything it depends on: each signal's version, each
+concept's definition, fitted version and threshold, the label config's targets, the
+embedding model and runtime, and this module's `FORMAT`. Retraining a concept or editing the
+config moves the namespace; entries of an old one expire after `TTL_S`. The key within it is
+a digest of the task's data as Label Studio sent it (review kind included), so an edited task
+is analysed afresh.
 """
 
 from __future__ import annotations
