@@ -172,11 +172,11 @@ class VectorIndex:
         """Per task, whether the index holds exactly this vector for it."""
         with self._lock:
             self.refresh()
-            rows = [self._rows.get(t) for t in task_ids]
-            return [
-                row is not None and np.array_equal(self._vectors[row], vector)
-                for row, vector in zip(rows, vectors, strict=True)
-            ]
+            rows = np.array([self._rows.get(t, -1) for t in task_ids], dtype=np.int64)
+            if not len(self._rows) or vectors.shape[1:] != self._vectors.shape[1:]:
+                return [False] * len(rows)
+            equal = np.all(self._vectors[np.maximum(rows, 0)] == vectors, axis=1)
+            return (equal & (rows >= 0)).tolist()
 
     def contains(self, task_ids: Sequence[int]) -> set[int]:
         with self._lock:
