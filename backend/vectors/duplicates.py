@@ -34,7 +34,7 @@ from datasketch import MinHash
 from tracetune.backend.cache import BatchRead, key
 from tracetune.backend.vectors.ann import VectorIndex
 from tracetune.backend.vectors.buckets import BucketStore, Membership
-from tracetune.backend.vectors.kept_matches import KeptMatch
+from tracetune.backend.vectors.kept_matches import KeptMatch, score_of
 from tracetune.backend.vectors.lsh import FAMILIES, PAIR, indexed_families, query_family
 from tracetune.backend.vectors.matching import (
     Comparisons,
@@ -484,20 +484,31 @@ class DuplicateIndex:
             read_at=unions.read_at,
         )
 
-    @staticmethod
     def _brought_up_to_date(
+        self,
         fresh: Sequence[IndexItem],
         new: Sequence[int],
         compared: Comparisons,
-        kept: dict[int, KeptMatch],
+        kept: dict[int, bytes],
     ) -> dict[int, KeptMatch]:
-        """The kept matches of project tasks (`kept`) once the batch's new tasks (positions in
-        `fresh`) are among their candidates, where that changes them."""
+        """The kept matches of project tasks (`kept`: as stored) once the batch's new tasks
+        (positions in `fresh`) are among their candidates, where that changes them: a new
+        task confirmed as a duplicate, or closer than the match's score."""
+        if not kept or not new:
+            return {}
+        owners = np.fromiter(kept, np.int64, len(kept))
+        scores = np.array([score_of(kept[int(t)]) for t in owners])
+        order = np.argsort(owners)
+        at = np.minimum(np.searchsorted(owners[order], compared.other), len(owners) - 1)
+        known = owners[order][at] == compared.other
+        closer = compared.closeness > np.where(known, scores[order][at], np.inf)
+        relevant = np.isin(compared.task, new) & known & (compared.confirmed | closer)
         updated: dict[int, KeptMatch] = {}
-        relevant = np.isin(compared.task, new) & np.isin(compared.other, list(kept))
         for pair in np.flatnonzero(relevant):
             other = int(compared.other[pair])
-            current = updated.get(other, kept[other])
+            current = updated.get(other) or self._decode_kept([other], [kept[other]]).get(other)
+            if current is None:
+                continue  # kept under another rule: stale whatever comes
             brought = current.with_candidate(
                 fresh[int(compared.task[pair])].task_id,
                 float(compared.closeness[pair]),
@@ -600,8 +611,9 @@ class DuplicateIndex:
 
     def _stored_signatures(
         self, task_ids: Sequence[int]
-    ) -> tuple[dict[str, dict[int, np.ndarray | None]], dict[int, KeptMatch]]:
-        """The stored signatures per kind of `task_ids` (sorted), and their kept matches."""
+    ) -> tuple[dict[str, dict[int, np.ndarray | None]], dict[int, bytes]]:
+        """The stored signatures per kind of `task_ids` (sorted), and their kept matches as
+        stored."""
         result: dict[str, dict[int, np.ndarray | None]] = {kind: {} for kind in KINDS}
         if not task_ids:
             return result, {}
@@ -614,7 +626,7 @@ class DuplicateIndex:
             for task_id, raw in zip(task_ids, values, strict=True):
                 if raw:
                     result[kind][task_id] = np.frombuffer(raw, dtype=np.uint32)
-        return result, self._decode_kept(task_ids, raw_kept)
+        return result, {t: raw for t, raw in zip(task_ids, raw_kept, strict=True) if raw}
 
     def _store(
         self,

@@ -27,6 +27,12 @@ from dataclasses import dataclass, replace
 import orjson
 
 
+def score_of(raw: bytes) -> float:
+    """A kept match's score, read from its encoding: a new task not confirmed as a duplicate
+    changes only a match it comes closer to than that, so most are never decoded."""
+    return float(raw[1 : raw.index(b",")])
+
+
 @dataclass(frozen=True)
 class KeptMatch:
     """What a task's match was when made, under the rule `rule` (`DuplicateRule.key`).
@@ -43,11 +49,12 @@ class KeptMatch:
     duplicates: tuple[tuple[int, float], ...]
 
     def encode(self) -> bytes:
+        """The score first, so `score_of` reads it without decoding the rest."""
         return orjson.dumps(
             [
+                self.score,
                 self.rule,
                 self.position,
-                self.score,
                 self.nearest_task_id,
                 self.nearest_similarity,
                 self.duplicates,
@@ -56,7 +63,7 @@ class KeptMatch:
 
     @classmethod
     def decode(cls, raw: bytes) -> KeptMatch:
-        rule, position, score, nearest_id, similarity, duplicates = orjson.loads(raw)
+        score, rule, position, nearest_id, similarity, duplicates = orjson.loads(raw)
         return cls(
             rule, position, score, nearest_id, similarity, tuple((t, c) for t, c in duplicates)
         )
