@@ -378,7 +378,6 @@ class DuplicateIndex:
         if not reusable:
             return {}
         moving = [item for item in ordered if item.task_id not in state.vector_kept]
-        moving_ids = np.array([item.task_id for item in moving], dtype=np.int64)
         by_position: dict[str, list[IndexItem]] = defaultdict(list)
         for item in reusable:
             by_position[state.kept[item.task_id].position].append(item)
@@ -387,21 +386,8 @@ class DuplicateIndex:
             written = self.vectors.ids_since(position)
             if written is None:
                 continue
-            since = written.ids[~np.isin(written.ids, moving_ids)]
-            contenders = np.concatenate([since, moving_ids])
-            matrix = (
-                np.concatenate(
-                    [self.vectors.matrix_of(since), *(item.vector[np.newaxis] for item in moving)]
-                )
-                if len(contenders)
-                else np.zeros((0, len(group[0].vector)), np.float32)
-            )
-            queries = np.stack([item.vector for item in group])
-            scores = queries @ matrix.T
-            own = np.array([item.task_id for item in group], dtype=np.int64)
-            scores = np.where(contenders[np.newaxis, :] == own[:, np.newaxis], -np.inf, scores)
-            best_score, best_id = _best(np.broadcast_to(contenders, scores.shape), scores)
-            unsure = written.rewritten | set(moving_ids.tolist())
+            best_score, best_id = self._closest_since(group, written.ids, moving)
+            unsure = written.rewritten | {item.task_id for item in moving}
             found = zip(group, best_score.tolist(), best_id.tolist(), strict=True)
             for item, score, task_id in found:
                 kept = state.kept[item.task_id]
@@ -423,6 +409,23 @@ class DuplicateIndex:
                     duplicate_of=tuple(t for t, _ in kept.duplicates),
                 )
         return reused
+
+    def _closest_since(
+        self, group: Sequence[IndexItem], written: np.ndarray, moving: Sequence[IndexItem]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per item of `group`, its most similar task (score, id; -inf without any) among the
+        tasks `written` since and the batch's `moving` tasks (new or re-embedded: scored with
+        their new vectors)."""
+        moving_ids = np.array([item.task_id for item in moving], dtype=np.int64)
+        since = written[~np.isin(written, moving_ids)]
+        contenders = np.concatenate([since, moving_ids])
+        matrix = np.concatenate(
+            [self.vectors.matrix_of(since), *(item.vector[np.newaxis] for item in moving)]
+        ) if len(contenders) else np.zeros((0, len(group[0].vector)), np.float32)  # fmt: skip
+        scores = np.stack([item.vector for item in group]) @ matrix.T
+        own = np.array([item.task_id for item in group], dtype=np.int64)
+        scores = np.where(contenders[np.newaxis, :] == own[:, np.newaxis], -np.inf, scores)
+        return _best(np.broadcast_to(contenders, scores.shape), scores)
 
     def _match(
         self, fresh: Sequence[IndexItem], ordered: Sequence[IndexItem], state: BatchState
