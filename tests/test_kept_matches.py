@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 import redis
+from duplicate_helpers import process
 
 from tracetune.backend.cache import key
 from tracetune.backend.prediction.near_duplicates import NearDuplicateRule, side_signatures
@@ -31,10 +32,6 @@ ANSWERS = [
 @pytest.fixture
 def client(redis_url: str) -> redis.Redis:
     return redis.Redis.from_url(redis_url)
-
-
-def process(client: redis.Redis, scope: str) -> DuplicateIndex:
-    return DuplicateIndex(client, scope, NearDuplicateRule(), VectorIndex(client, scope))
 
 
 class Afresh:

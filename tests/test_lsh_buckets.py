@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import redis
+from duplicate_helpers import process
 
-from tracetune.backend.prediction.near_duplicates import NearDuplicateRule, side_signatures
-from tracetune.backend.vectors.ann import VectorIndex
-from tracetune.backend.vectors.duplicates import DuplicateIndex, IndexItem
+from tracetune.backend.prediction.near_duplicates import side_signatures
+from tracetune.backend.vectors.duplicates import IndexItem
 
 DIM = 16
 QUESTIONS = [
@@ -31,10 +31,6 @@ ANSWERS = [
 @pytest.fixture
 def client(redis_url: str) -> redis.Redis:
     return redis.Redis.from_url(redis_url)
-
-
-def process(client: redis.Redis, scope: str) -> DuplicateIndex:
-    return DuplicateIndex(client, scope, NearDuplicateRule(), VectorIndex(client, scope))
 
 
 def vector(seed: int) -> np.ndarray:
