@@ -100,6 +100,7 @@ class Unions:
     read_at: int
 
 
+@dataclass(frozen=True)
 class BucketStore:
     """The buckets under `prefix`, and the matches kept for tasks of the `watched` family's
     buckets (a hash, task id to value: `duplicates.py` says what a value holds).
@@ -108,14 +109,11 @@ class BucketStore:
     as it read them: a kept match written from an older reading could miss a task.
     """
 
-    def __init__(
-        self, client: redis.Redis, prefix: str, counter: str, matches: str, watched: str
-    ) -> None:
-        self.client = client
-        self.prefix = prefix
-        self.counter = counter
-        self.matches = matches
-        self.watched = watched
+    client: redis.Redis
+    prefix: str
+    counter: str
+    matches: str
+    watched: str
 
     def unions(self, queries: Sequence[Sequence[str]]) -> Unions:
         """Per query (bucket names), every task in those buckets."""

@@ -148,6 +148,12 @@ def _indexed_buckets(signatures: dict[str, np.ndarray | None]) -> list[tuple[str
     ]
 
 
+def _keeps_match(item: IndexItem) -> bool:
+    """Whether the item's match is kept: it has both sides, so it looks in `pair` buckets
+    alone (`kept_matches.py`)."""
+    return query_family(item.signatures) is FAMILIES[PAIR]
+
+
 def _finders(
     items: Sequence[IndexItem], placed: dict[tuple[str, str], list[int]]
 ) -> dict[int, set[int]]:
@@ -198,9 +204,8 @@ class DuplicateMatch:
 class BatchState:
     """What the index held for a batch's tasks when it came: their signatures per kind (and
     which tasks are new or edited), kept matches, clusters and the tasks whose vector is
-    indexed unchanged; and, per task, the
-    batch's new or edited tasks in its buckets (`in_batch`), and the tasks sharing a bucket
-    an edited task leaves (`left_behind`)."""
+    indexed unchanged; and, per task, the batch's new or edited tasks in its buckets
+    (`in_batch`), and the tasks sharing a bucket an edited task leaves (`left_behind`)."""
 
     previous: dict[str, dict[int, np.ndarray | None]]
     changed: set[int]
@@ -209,6 +214,10 @@ class BatchState:
     in_batch: dict[int, set[int]]
     left_behind: set[int]
     vector_kept: set[int]
+
+    def was_indexed(self, task_id: int) -> bool:
+        """Whether the task had a stored side before this batch (an edit, not a new task)."""
+        return any(task_id in stored for stored in self.previous.values())
 
 
 @dataclass(frozen=True)
@@ -275,10 +284,9 @@ class DuplicateIndex:
         return Membership(
             task_id,
             [
-                f"{family.name}:{bucket}"
-                for family in indexed_families(signatures)
-                if not families or family.name in families
-                for bucket in family.buckets(signatures) or ()
+                f"{family}:{bucket}"
+                for family, bucket in _indexed_buckets(signatures)
+                if not families or family in families
             ],
             forgets,
         )
@@ -344,20 +352,23 @@ class DuplicateIndex:
         return BatchState(
             previous=previous,
             changed=changed,
-            kept=self._decode_kept(ids, raw_kept),
+            kept={
+                t: kept
+                for t, raw in zip(ids, raw_kept, strict=True)
+                if raw and (kept := self._kept_match(raw)) is not None
+            },
             clusters={t: c.decode() for t, c in zip(ids, raw_clusters, strict=True) if c},
             in_batch=self._batch_candidates(ordered, changed),
             left_behind=self._left_behind(ordered, previous, changed),
             vector_kept={t for t, kept in zip(ids, same, strict=True) if kept},
         )
 
-    def _decode_kept(
-        self, ids: Sequence[int], raws: Sequence[bytes | None]
-    ) -> dict[int, KeptMatch]:
-        """The kept matches made under this index's rule (another threshold's are stale)."""
+    def _kept_match(self, raw: bytes) -> KeptMatch | None:
+        """A kept match as stored, or None when made under another rule (another threshold's
+        are stale)."""
         assert self.rule is not None
-        found = {t: KeptMatch.decode(raw) for t, raw in zip(ids, raws, strict=True) if raw}
-        return {t: kept for t, kept in found.items() if kept.rule == self.rule.key}
+        kept = KeptMatch.decode(raw)
+        return kept if kept.rule == self.rule.key else None
 
     def _reused(self, ordered: Sequence[IndexItem], state: BatchState) -> dict[int, DuplicateMatch]:
         """The batch's tasks whose kept match still holds, brought up to date with the vectors
@@ -370,7 +381,7 @@ class DuplicateIndex:
             if item.task_id in state.kept
             and item.task_id in state.clusters
             and item.task_id in state.vector_kept
-            and query_family(item.signatures) is FAMILIES[PAIR]
+            and _keeps_match(item)
             and item.task_id not in state.changed
             and not state.in_batch.get(item.task_id)
             and item.task_id not in state.left_behind
@@ -470,13 +481,12 @@ class DuplicateIndex:
                 tuple(zip(found.duplicate_of, found.closeness, strict=True)),
             )
             for item, found, (nearest_id, similarity) in zip(fresh, scored, nearest, strict=True)
-            if query_family(item.signatures) is FAMILIES[PAIR]
+            if _keeps_match(item)
         }
         new = [
             position_in_batch
             for position_in_batch, item in enumerate(fresh)
-            if query_family(item.signatures) is FAMILIES[PAIR]
-            and not any(item.task_id in known for known in state.previous.values())
+            if _keeps_match(item) and not state.was_indexed(item.task_id)
         ]
         kept.update(self._brought_up_to_date(fresh, new, compared, kept_outside))
         return Made(
@@ -509,7 +519,7 @@ class DuplicateIndex:
         updated: dict[int, KeptMatch] = {}
         for pair in np.flatnonzero(relevant):
             other = int(compared.other[pair])
-            current = updated.get(other) or self._decode_kept([other], [kept[other]]).get(other)
+            current = updated.get(other) or self._kept_match(kept[other])
             if current is None:
                 continue  # kept under another rule: stale whatever comes
             brought = current.with_candidate(
@@ -649,9 +659,12 @@ class DuplicateIndex:
         pipe = self.client.pipeline(transaction=False)
         for item in (item for item in items if item.task_id in state.changed):
             previous = {kind: known[kind].get(item.task_id) for kind in KINDS}
-            edited = any(side is not None for side in previous.values())
             removals.append(self._memberships(item.task_id, previous))
-            additions.append(self._memberships(item.task_id, item.signatures, forgets=edited))
+            additions.append(
+                self._memberships(
+                    item.task_id, item.signatures, forgets=state.was_indexed(item.task_id)
+                )
+            )
             for kind in KINDS:
                 signature = item.signatures.get(kind)
                 if signature is not None:
